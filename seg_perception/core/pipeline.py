@@ -1,0 +1,182 @@
+"""The one pipeline that live nodes and offline bag replay both run.
+
+A :class:`Frame` holds numpy data only (a cloud, camera images or label images, their
+calibration and stamps); :class:`Pipeline` turns it into a :class:`FrameResult`. The 2D
+label source and the cloud segmenter are pluggable so the SegFormer engines and the LiDAR
+segmenter slot in without the callers changing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from seg_perception.core.camera_model import CameraModel
+from seg_perception.core.fusion import CameraLabels, FusionConfig, FusionResult, label_points
+from seg_perception.core.labels import LabelSet
+from seg_perception.core.transforms import check_rigid
+
+
+@dataclass
+class Segmentation:
+    """A 2D label source's output for one image, at the image's resolution."""
+
+    labels: np.ndarray
+    confidence: np.ndarray | None = None
+
+
+@runtime_checkable
+class LabelSource(Protocol):
+    """Anything that labels an RGB image (H, W, 3 uint8) at its own resolution."""
+
+    description: str
+
+    def segment(self, image: np.ndarray) -> Segmentation: ...
+
+
+@dataclass
+class CloudSegmentation:
+    """A cloud segmenter's per-point output."""
+
+    lidar_class: np.ndarray
+    cluster_id: np.ndarray | None = None
+
+
+@runtime_checkable
+class CloudSegmenter(Protocol):
+    """Anything that classifies the points of a cloud (N, 3) on its own."""
+
+    description: str
+
+    def segment(self, points: np.ndarray) -> CloudSegmentation: ...
+
+
+@dataclass
+class CameraInput:
+    """One camera's contribution to a frame.
+
+    Give ``labels`` (and optionally ``confidence``) when the label image already exists,
+    e.g. received from a camera segmentation node or rendered ground truth; give ``image``
+    to have the pipeline's label source segment it.
+    """
+
+    name: str
+    model: CameraModel
+    T_cam_from_lidar: np.ndarray
+    image: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+    stamp_ns: int = 0
+    frame_id: str = ""
+    labels_description: str = "precomputed label image"
+
+
+@dataclass
+class Frame:
+    """One LiDAR sweep and the camera data matched to it."""
+
+    points: np.ndarray
+    cameras: list[CameraInput]
+    stamp_ns: int = 0
+    frame_id: str = "lidar"
+
+
+@dataclass
+class FrameResult:
+    fusion: FusionResult
+    segmentations: list[Segmentation]
+    lidar: CloudSegmentation | None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    label_sources: list[str] = field(default_factory=list)
+
+
+def xyz_of(points: np.ndarray) -> np.ndarray:
+    """(N, 3) coordinates of a cloud: a structured array with x, y, z fields (any shape,
+    organized clouds are flattened) or a plain (N, >=3) array. A view when possible."""
+    array = np.asarray(points)
+    if array.dtype.names is not None:
+        missing = [name for name in ("x", "y", "z") if name not in array.dtype.names]
+        if missing:
+            raise ValueError(
+                f"cloud has no {'/'.join(missing)} field(s); fields: {array.dtype.names}"
+            )
+        flat = array.reshape(-1)
+        return np.column_stack([flat["x"], flat["y"], flat["z"]])
+    if array.ndim != 2 or array.shape[1] < 3:
+        raise ValueError(
+            f"points must be a structured cloud or an (N, >=3) array, got {array.shape}"
+        )
+    return array[:, :3]
+
+
+class Pipeline:
+    """Segment the cameras (if needed), segment the cloud, fuse.
+
+    ``label_source`` may be one source for all cameras or a mapping camera name -> source.
+    """
+
+    def __init__(
+        self,
+        label_source: LabelSource | Mapping[str, LabelSource] | None = None,
+        cloud_segmenter: CloudSegmenter | None = None,
+        fusion: FusionConfig | None = None,
+        label_set: LabelSet | None = None,
+    ) -> None:
+        self.label_source = label_source
+        self.cloud_segmenter = cloud_segmenter
+        self.fusion = fusion or FusionConfig()
+        self.label_set = label_set or LabelSet.cityscapes()
+
+    def _source_for(self, camera: str) -> LabelSource | None:
+        if isinstance(self.label_source, Mapping):
+            return self.label_source.get(camera)
+        return self.label_source
+
+    def segment_camera(self, camera: CameraInput) -> tuple[Segmentation, str]:
+        """The label image of one camera, and a description of where it came from."""
+        if camera.labels is not None:
+            return Segmentation(camera.labels, camera.confidence), camera.labels_description
+        source = self._source_for(camera.name)
+        if source is None:
+            raise ValueError(
+                f"camera '{camera.name}' has neither a label image nor a label source to make one"
+            )
+        if camera.image is None:
+            raise ValueError(f"camera '{camera.name}' has no image to segment")
+        return source.segment(camera.image), source.description
+
+    def process(self, frame: Frame) -> FrameResult:
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        segmentations, descriptions = [], []
+        for camera in frame.cameras:
+            segmentation, description = self.segment_camera(camera)
+            segmentations.append(segmentation)
+            descriptions.append(description)
+        timings["segment_cameras"] = (time.perf_counter() - start) * 1e3
+
+        xyz = xyz_of(frame.points)
+        lidar = None
+        if self.cloud_segmenter is not None:
+            start = time.perf_counter()
+            lidar = self.cloud_segmenter.segment(xyz)
+            timings["segment_cloud"] = (time.perf_counter() - start) * 1e3
+
+        start = time.perf_counter()
+        views = [
+            CameraLabels(
+                name=camera.name,
+                model=camera.model,
+                T_cam_from_lidar=check_rigid(camera.T_cam_from_lidar, f"{camera.name} extrinsics"),
+                labels=segmentation.labels,
+                confidence=segmentation.confidence,
+            )
+            for camera, segmentation in zip(frame.cameras, segmentations, strict=True)
+        ]
+        fusion = label_points(xyz, views, self.fusion, unlabeled_id=self.label_set.unlabeled_id)
+        timings["fusion"] = (time.perf_counter() - start) * 1e3
+        return FrameResult(fusion, segmentations, lidar, timings, descriptions)
