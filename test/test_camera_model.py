@@ -100,12 +100,10 @@ def test_points_beyond_the_distortion_range_are_rejected():
     assert not model.project(far_off_axis).valid[0]  # ...we do not.
 
 
-def test_rectified_mode_uses_P_and_R():
+def test_rectified_mode_uses_p_and_r():
     # A stereo right camera: P carries the baseline, R a small rectifying rotation.
     angle = np.radians(2.0)
-    r = np.array(
-        [[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]]
-    )
+    r = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
     p = np.array([[700.0, 0, 600, -700.0 * 0.54], [0, 700.0, 180, 0], [0, 0, 1, 0]])
     model = CameraModel.from_fields(1242, 375, np.eye(3) * 700, [0] * 5, r, p)
     assert model.mode == "rectified"

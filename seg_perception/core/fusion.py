@@ -28,6 +28,10 @@ from seg_perception.core.transforms import transform_points
 
 MultiCameraRule = Literal["highest_confidence", "nearest", "first"]
 NO_CAMERA = 255
+#: Half width (px) of the column band searched above/below a point for occluders.
+ANGLE_BAND_PX = 2
+#: Coarsest occluder level: points up to 2^MAX_LEVEL times sparser than far ones.
+MAX_LEVEL = 3
 
 
 class FusionInputError(ValueError):
@@ -45,7 +49,7 @@ class FusionConfig:
     """
 
     occlusion: bool = True
-    occlusion_window: tuple[int, int] = (8, 2)
+    occlusion_window: tuple[int, int] = (8, 6)
     depth_tolerance_m: float = 0.5
     depth_tolerance_ratio: float = 0.05
     min_range_m: float = 0.0
@@ -229,7 +233,8 @@ def _label_in_camera(
         return visible, empty.astype(labels.dtype), empty.astype(np.float32), empty
 
     if config.occlusion:
-        occluded = _occluded(rows, cols, depth, (height, width), config)
+        lidar_range = np.sqrt(np.einsum("ij,ij->i", columns[:, visible].T, columns[:, visible].T))
+        occluded = _occluded(rows, cols, depth, lidar_range, (height, width), config)
         stats.points_occluded = int(np.count_nonzero(occluded))
         keep = ~occluded
         visible, rows, cols, depth = visible[keep], rows[keep], cols[keep], depth[keep]
@@ -244,37 +249,135 @@ def _label_in_camera(
     return visible[usable], point_labels[usable], point_conf[usable], depth[usable]
 
 
+def _band_min(grid: np.ndarray, axis: int, half_width: int) -> np.ndarray:
+    """Nearest depth within +-half_width cells along ``axis`` (a separable min filter).
+
+    Edges of ``grid`` are left partly unfiltered: callers pad it by more than half_width.
+    """
+    band = grid.copy()
+    for shift in range(1, half_width + 1):
+        if axis == 1:
+            np.minimum(band[:, shift:], grid[:, :-shift], out=band[:, shift:])
+            np.minimum(band[:, :-shift], grid[:, shift:], out=band[:, :-shift])
+        else:
+            np.minimum(band[shift:], grid[:-shift], out=band[shift:])
+            np.minimum(band[:-shift], grid[shift:], out=band[:-shift])
+    return band
+
+
+def _outside_is_nearer(band: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Mark cells beyond the image border as -inf (nearer than anything), in place.
+
+    What lies beyond the border is unknown; counting it as an occluder in the search
+    direction judges a point behind an object that runs out of the picture by its other
+    sides. It is applied after the band filter so it never spreads sideways.
+    """
+    band[rows] = -np.inf
+    band[:, cols] = -np.inf
+    return band
+
+
+def _nearest_along(band: np.ndarray, flat: np.ndarray, step: int, reach: int) -> np.ndarray:
+    """Nearest depth over 1..reach cells from each flat index in direction ``step`` (a flat
+    offset), gathered only at the points: cheaper than filtering the whole grid."""
+    band = band.reshape(-1)
+    nearest = band[flat + step]
+    for distance in range(2, reach + 1):
+        np.minimum(nearest, band[flat + step * distance], out=nearest)
+    return nearest
+
+
 def _occluded(
     rows: np.ndarray,
     cols: np.ndarray,
     depth: np.ndarray,
+    lidar_range: np.ndarray,
     shape: tuple[int, int],
     config: FusionConfig,
 ) -> np.ndarray:
-    """True for points with nearer points both above and below them in the image."""
-    height, width = shape
-    window_rows, window_cols = config.occlusion_window
-    zbuffer = np.full(height * width, np.inf, dtype=np.float32)
-    np.minimum.at(zbuffer, rows * width + cols, depth.astype(np.float32))
-    zbuffer = zbuffer.reshape(height, width)
+    """True for points surrounded by nearer points: above, below, left and right of them.
 
-    # Horizontal band: nearest depth within +-window_cols columns.
-    band = zbuffer.copy()
-    for shift in range(1, window_cols + 1):
-        np.minimum(band[:, shift:], zbuffer[:, :-shift], out=band[:, shift:])
-        np.minimum(band[:, :-shift], zbuffer[:, shift:], out=band[:, :-shift])
-
-    # Nearest depth in the window_rows rows strictly above / below each pixel, gathered
-    # only at the points' rows: cheaper than filtering the whole image.
-    above = np.full(rows.size, np.inf, dtype=np.float32)
-    below = np.full(rows.size, np.inf, dtype=np.float32)
-    for shift in range(1, window_rows + 1):
-        up = rows - shift
-        ok = up >= 0
-        above[ok] = np.minimum(above[ok], band[up[ok], cols[ok]])
-        down = rows + shift
-        ok = down < height
-        below[ok] = np.minimum(below[ok], band[down[ok], cols[ok]])
-
+    Occluders are binned into levels by how sparse they are in the image. A surface's
+    LiDAR samples are ``lidar_range * beam angle`` apart, which the camera sees as
+    ``f * beam angle * lidar_range / depth`` pixels: objects much nearer to the camera than
+    to the LiDAR (a bumper camera next to a parked car) are sampled several times more
+    sparsely than the window expects. Level k holds points about 2^k times sparser and is
+    searched on a grid pooled by 2^k, so the same window spans their wider gaps.
+    """
     limit = depth - (config.depth_tolerance_m + config.depth_tolerance_ratio * depth)
-    return (above < limit) & (below < limit)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sparsity = lidar_range / depth
+    level = np.clip(np.floor(np.log2(np.maximum(sparsity * 1.5, 1.0))), 0, MAX_LEVEL).astype(int)
+    occluded = np.zeros(rows.size, dtype=bool)
+    for k in range(MAX_LEVEL + 1):
+        members = level == k
+        if not members.any():
+            continue
+        pending = np.flatnonzero(~occluded)
+        occluded[pending] = _surrounded(
+            rows >> k,
+            cols >> k,
+            depth,
+            members,
+            pending,
+            limit,
+            (-(-shape[0] // 2**k), -(-shape[1] // 2**k)),
+            config.occlusion_window,
+        )
+    return occluded
+
+
+def _surrounded(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    depth: np.ndarray,
+    members: np.ndarray,
+    queries: np.ndarray,
+    limit: np.ndarray,
+    shape: tuple[int, int],
+    window: tuple[int, int],
+) -> np.ndarray:
+    """For the ``queries`` points: are there ``members`` nearer than ``limit`` on all four
+    sides (within the window) on this grid?
+
+    The depth buffer only covers the members' bounding box plus the window, so its size
+    follows the points rather than the image.
+    """
+    reach_rows, reach_cols = window
+    pad_rows, pad_cols = reach_rows + 1, max(reach_cols, ANGLE_BAND_PX) + 1
+    top, bottom = rows[members].min(), rows[members].max()
+    left, right = cols[members].min(), cols[members].max()
+    grid_rows = np.arange(top - pad_rows, bottom + pad_rows + 1)
+    grid_cols = np.arange(left - pad_cols, right + pad_cols + 1)
+    grid = np.full((grid_rows.size, grid_cols.size), np.inf, dtype=np.float32)
+    outside_rows = (grid_rows < 0) | (grid_rows >= shape[0])
+    outside_cols = (grid_cols < 0) | (grid_cols >= shape[1])
+    width = grid_cols.size
+    origin = (top - pad_rows) * width + (left - pad_cols)
+    flat_members = rows[members] * width + cols[members] - origin
+    np.minimum.at(grid.reshape(-1), flat_members, depth[members].astype(np.float32))
+
+    hidden = np.zeros(queries.size, dtype=bool)
+    inside = (rows[queries] >= top) & (rows[queries] <= bottom)
+    inside &= (cols[queries] >= left) & (cols[queries] <= right)
+    queries = queries[inside]
+    flat = rows[queries] * width + cols[queries] - origin
+    query_limit = limit[queries]
+
+    # Above/below: up to reach_rows rows away, in a band a few columns wide (points of
+    # one beam are a pixel or two apart horizontally). Each test only runs on the
+    # points that passed the previous ones.
+    band = _outside_is_nearer(_band_min(grid, 1, ANGLE_BAND_PX), outside_rows, outside_cols)
+    surrounded = _nearest_along(band, flat, -width, reach_rows) < query_limit
+    keep = np.flatnonzero(surrounded)
+    surrounded[keep] = _nearest_along(band, flat[keep], width, reach_rows) < query_limit[keep]
+    if reach_cols > 0:
+        # Left/right: up to reach_cols columns away, in a band half a beam gap tall.
+        band = _band_min(grid, axis=0, half_width=max(reach_rows // 2, 1))
+        band = _outside_is_nearer(band, outside_rows, outside_cols)
+        for step in (-1, 1):
+            keep = np.flatnonzero(surrounded)
+            nearest = _nearest_along(band, flat[keep], step, reach_cols)
+            surrounded[keep] = nearest < query_limit[keep]
+    hidden[np.flatnonzero(inside)] = surrounded
+    return hidden

@@ -127,6 +127,7 @@ class TransformTree:
 
     def add(self, parent: str, child: str, T_parent_from_child: np.ndarray) -> None:
         """Record that ``T_parent_from_child`` maps points in ``child`` into ``parent``."""
+        parent, child = _strip(parent), _strip(child)
         transform = check_rigid(T_parent_from_child, f"transform {parent} <- {child}")
         self._edges.setdefault(parent, {})[child] = transform
         self._edges.setdefault(child, {})[parent] = invert_transform(transform)
@@ -135,8 +136,8 @@ class TransformTree:
         """Add a ``geometry_msgs/TransformStamped`` (rclpy or rosbags message)."""
         t = message.transform  # type: ignore[attr-defined]
         self.add(
-            _strip(message.header.frame_id),  # type: ignore[attr-defined]
-            _strip(message.child_frame_id),  # type: ignore[attr-defined]
+            message.header.frame_id,  # type: ignore[attr-defined]
+            message.child_frame_id,  # type: ignore[attr-defined]
             transform_from_translation_quaternion(
                 (t.translation.x, t.translation.y, t.translation.z),
                 (t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w),
