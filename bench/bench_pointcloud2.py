@@ -13,10 +13,9 @@ present, else a synthetic cloud of the same size).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
+from _common import kitti_scan, median_ms
 from sensor_msgs.msg import PointCloud2
 
 from seg_perception.ros.pointcloud2 import (
@@ -26,33 +25,17 @@ from seg_perception.ros.pointcloud2 import (
     pointcloud2_to_array,
 )
 
-SCAN = (
-    Path(__file__).resolve().parents[1].parent
-    / "shared/data/kitti_raw_2011_09_26/velodyne_points/data/0000000000.bin"
-)
 FIELDS = [("x", "f4"), ("y", "f4"), ("z", "f4"), ("intensity", "f4")]
 
 
 def load_points() -> tuple[np.ndarray, str]:
     """The KITTI scan as x, y, z, intensity float32 records, or a synthetic stand-in."""
-    if SCAN.is_file():
-        raw = np.fromfile(SCAN, dtype=np.float32).reshape(-1, 4)
-        source = f"KITTI {SCAN.name}"
-    else:
+    raw = kitti_scan(0)
+    source = "KITTI raw 2011_09_26 frame 0"
+    if raw is None:
         raw = np.random.default_rng(0).standard_normal((120_000, 4)).astype(np.float32)
         source = "synthetic (KITTI scan not found)"
     return np.ascontiguousarray(raw).view(FIELDS).reshape(-1), source
-
-
-def median_ms(func: Callable[[], object], runs: int = 31) -> float:
-    """Median wall time of ``func`` in milliseconds, after one warm-up call."""
-    func()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e3
 
 
 def setter_ms(value: object) -> float:

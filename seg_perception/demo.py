@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from seg_perception.core.fusion import FusionConfig
+from seg_perception.core.labeled_cloud import labeled_fields
 from seg_perception.core.labels import LabelSet
 from seg_perception.core.pipeline import CameraInput, Frame, FrameResult, Pipeline
 from seg_perception.core.transforms import transform_points
@@ -109,7 +110,7 @@ def write_pictures(
     )
     pictures = {
         "overlay.png": overlay,
-        "birds_eye.png": birds_eye(xyz, bev_colors),
+        "birds_eye.png": birds_eye(xyz, bev_colors, radius=1),
         "camera_labels.png": blend_mask(scene.image, camera.labels, label_set),
         "camera_image.png": scene.image,
     }
@@ -132,15 +133,8 @@ def run_demo(out: Path, seed: int = 0, occlusion: bool = True) -> dict:
         pipeline = Pipeline(fusion=FusionConfig(occlusion=enabled), label_set=label_set)
         results[enabled] = pipeline.process(frame)
     result = results[occlusion]
-    fused = append_fields(
-        frame.points,
-        {
-            "label": result.fusion.label,
-            "confidence": result.fusion.confidence,
-            "camera": result.fusion.camera,
-            "truth": scene.point_labels,
-        },
-    )
+    # The published labeled-cloud fields, plus the generator's truth for inspection.
+    fused = append_fields(frame.points, {**labeled_fields(result), "truth": scene.point_labels})
     cloud_path = write_pcd(out / "labeled_cloud.pcd", fused)
     pictures = write_pictures(out, scene, frame, result, label_set)
     summary = {

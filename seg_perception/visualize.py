@@ -65,6 +65,7 @@ def birds_eye(
     y_range: tuple[float, float] = (-30.0, 30.0),
     resolution: float = 0.1,
     background: tuple[int, int, int] = (20, 20, 20),
+    radius: int = 0,
 ) -> np.ndarray:
     """Top view of the cloud (x up the picture, y to the left), higher points on top."""
     height = round((x_range[1] - x_range[0]) / resolution)
@@ -75,4 +76,4 @@ def birds_eye(
     pts, cols = points[finite], colors[finite]
     rows = np.floor((x_range[1] - pts[:, 0]) / resolution).astype(np.intp)
     columns = np.floor((y_range[1] - pts[:, 1]) / resolution).astype(np.intp)
-    return splat(canvas, rows, columns, cols, radius=0, order=np.argsort(pts[:, 2], kind="stable"))
+    return splat(canvas, rows, columns, cols, radius, order=np.argsort(pts[:, 2], kind="stable"))

@@ -552,7 +552,7 @@ def test_bad_appends_raise_specific_errors() -> None:
         append_pointcloud2_fields(msg, {"label": np.zeros(10, np.int64)})
     with pytest.raises(ConversionError, match=r"no fields to append"):
         append_pointcloud2_fields(msg, {})
-    with pytest.raises(ConversionError, match=r"cloud has no z field"):
+    with pytest.raises(ValueError, match=r"cloud has no z field"):
         cloud_xyz(np.zeros(2, dtype=[("x", "f4"), ("y", "f4")]))
 
 

@@ -229,6 +229,24 @@ class CameraModel:
         """
         return self.R[2].copy() if self.mode == "rectified" else np.array([0.0, 0.0, 1.0])
 
+    def pixel_matrix(self) -> np.ndarray | None:
+        """3x4 M with ``(u w, v w, w) = M @ [X 1]`` for this camera's pixels, if linear.
+
+        Rectified cameras are linear (R, P, ROI and binning folded into one matrix); raw
+        cameras with distortion are not (None). Used to cull points cheaply before the
+        exact projection.
+        """
+        if self.mode != "rectified":
+            return None
+        matrix = self.P[:, :3] @ self.R
+        matrix = np.column_stack([matrix, self.P[:, 3]])
+        for axis, (offset, binning) in enumerate(
+            ((self.roi[0], self.binning_x), (self.roi[1], self.binning_y))
+        ):
+            # u' = (u - offset + 0.5) / binning - 0.5, written on homogeneous rows.
+            matrix[axis] = (matrix[axis] + (0.5 - offset) * matrix[2]) / binning - 0.5 * matrix[2]
+        return matrix
+
     def project(self, points: np.ndarray) -> Projection:
         """Project (N, 3) points given in this camera's optical frame to pixels.
 

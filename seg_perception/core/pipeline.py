@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from seg_perception.core.camera_model import CameraModel
+from seg_perception.core.cloud import cloud_xyz
 from seg_perception.core.fusion import CameraLabels, FusionConfig, FusionResult, label_points
 from seg_perception.core.labels import LabelSet
 from seg_perception.core.transforms import check_rigid
@@ -94,25 +95,6 @@ class FrameResult:
     label_sources: list[str] = field(default_factory=list)
 
 
-def xyz_of(points: np.ndarray) -> np.ndarray:
-    """(N, 3) coordinates of a cloud: a structured array with x, y, z fields (any shape,
-    organized clouds are flattened) or a plain (N, >=3) array. A view when possible."""
-    array = np.asarray(points)
-    if array.dtype.names is not None:
-        missing = [name for name in ("x", "y", "z") if name not in array.dtype.names]
-        if missing:
-            raise ValueError(
-                f"cloud has no {'/'.join(missing)} field(s); fields: {array.dtype.names}"
-            )
-        flat = array.reshape(-1)
-        return np.column_stack([flat["x"], flat["y"], flat["z"]])
-    if array.ndim != 2 or array.shape[1] < 3:
-        raise ValueError(
-            f"points must be a structured cloud or an (N, >=3) array, got {array.shape}"
-        )
-    return array[:, :3]
-
-
 class Pipeline:
     """Segment the cameras (if needed), segment the cloud, fuse.
 
@@ -159,7 +141,7 @@ class Pipeline:
             descriptions.append(description)
         timings["segment_cameras"] = (time.perf_counter() - start) * 1e3
 
-        xyz = xyz_of(frame.points)
+        xyz = cloud_xyz(frame.points)
         lidar = None
         if self.cloud_segmenter is not None:
             start = time.perf_counter()

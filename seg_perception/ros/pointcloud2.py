@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from seg_perception.core.cloud import cloud_xyz  # noqa: F401 - re-exported; its home is core
 from seg_perception.ros.errors import ConversionError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -388,25 +389,6 @@ def _check_cloud_geometry(
             f"PointCloud2 data has {nbytes} bytes but row_step * height = "
             f"{row_step} * {height} = {row_step * height}"
         )
-
-
-def cloud_xyz(points: np.ndarray, dtype: Any = None) -> np.ndarray:
-    """Return the x, y, z fields as a contiguous ``(N, 3)`` array (organized clouds flatten).
-
-    The dtype is the common type of the three fields (float32 for the usual clouds, float64
-    if any is float64) unless ``dtype`` is given; it is always native-endian. NaN/inf points
-    are kept; filter with ``np.isfinite(xyz).all(axis=1)`` where they matter.
-    """
-    names = points.dtype.names or ()
-    missing = [axis for axis in ("x", "y", "z") if axis not in names]
-    if missing:
-        raise ConversionError(f"cloud has no {', '.join(missing)} field(s); fields: {names}")
-    if dtype is None:
-        dtype = np.result_type(*(points.dtype.fields[a][0].base for a in "xyz"))
-    out = np.empty((points.size, 3), dtype=np.dtype(dtype).newbyteorder("="))
-    for column, axis in enumerate("xyz"):
-        out[:, column] = points[axis].reshape(-1)
-    return out
 
 
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,89 @@
+"""The package's own messages (``seg_perception/msg``) filled from pipeline objects.
+
+The message modules exist only after the colcon build; they are imported lazily so the
+rest of the package works without it, and a missing build is reported with what to run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from seg_perception.core.labels import LabelSet
+from seg_perception.core.pipeline import FrameResult
+
+
+def _messages() -> Any:
+    try:
+        import seg_perception.msg as msg
+    except ImportError as error:  # pragma: no cover - depends on the installation
+        raise ImportError(
+            "seg_perception messages are not built: run scripts/setup.sh (or colcon build) "
+            "and source install/setup.bash"
+        ) from error
+    return msg
+
+
+def class_map_message(label_set: LabelSet, header: Any = None) -> Any:
+    """``seg_perception/ClassMap`` describing ``label_set`` (publish it latched)."""
+    msg = _messages()
+    message = msg.ClassMap(label_set=label_set.name, unlabeled_id=label_set.unlabeled_id)
+    if header is not None:
+        message.header = header
+    message.classes = [
+        msg.LabelClass(id=class_id, name=name, r=color[0], g=color[1], b=color[2])
+        for class_id, name, color in zip(
+            label_set.ids, label_set.names, label_set.colors, strict=True
+        )
+    ]
+    return message
+
+
+def label_set_from_class_map(message: Any) -> LabelSet:
+    """Inverse of :func:`class_map_message`, for subscribers (planners, replay checks)."""
+    return LabelSet(
+        name=message.label_set,
+        ids=tuple(int(c.id) for c in message.classes),
+        names=tuple(c.name for c in message.classes),
+        colors=tuple((int(c.r), int(c.g), int(c.b)) for c in message.classes),
+    )
+
+
+def fusion_status_message(
+    result: FrameResult,
+    header: Any = None,
+    cameras_expected: int | None = None,
+    frame_ids: list[str] | None = None,
+    time_offsets: list[float] | None = None,
+    warnings: list[str] | None = None,
+) -> Any:
+    """``seg_perception/FusionStatus`` for one fused cloud (stamp = the cloud's)."""
+    msg = _messages()
+    fusion = result.fusion
+    cameras = []
+    for index, stats in enumerate(fusion.cameras):
+        cameras.append(
+            msg.CameraFusionStats(
+                camera_name=stats.name,
+                frame_id=frame_ids[index] if frame_ids else "",
+                time_offset=float(time_offsets[index]) if time_offsets else 0.0,
+                points_in_view=stats.points_in_view,
+                points_occluded=stats.points_occluded,
+                points_labeled=stats.points_labeled,
+                points_won=stats.points_won,
+            )
+        )
+    message = msg.FusionStatus(
+        points_total=fusion.points_total,
+        points_finite=fusion.points_finite,
+        points_in_range=fusion.points_in_range,
+        points_labeled=fusion.points_labeled,
+        cameras_expected=len(fusion.cameras) if cameras_expected is None else cameras_expected,
+        cameras_used=len(fusion.cameras),
+        cameras=cameras,
+        stage_names=list(result.timings_ms),
+        stage_ms=[float(v) for v in result.timings_ms.values()],
+        warnings=list(warnings or []),
+    )
+    if header is not None:
+        message.header = header
+    return message
