@@ -43,7 +43,8 @@ def main() -> int:
 
     print(f"KITTI raw 2011_09_26 frame 0: {len(xyz)} points, image 1242x375, one core")
     print(
-        f"  in view {stats.points_in_view}, occluded {stats.points_occluded}, labeled {stats.points_labeled}"
+        f"  in view {stats.points_in_view}, occluded {stats.points_occluded}, "
+        f"labeled {stats.points_labeled}"
     )
     print(f"fusion with occlusion handling      {with_occlusion:8.2f} ms")
     print(f"fusion without occlusion handling   {without:8.2f} ms")

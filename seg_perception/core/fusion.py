@@ -254,10 +254,8 @@ def _cull(columns: np.ndarray, cam: CameraLabels, size: tuple[int, int]) -> np.n
     """
     transform = np.asarray(cam.T_cam_from_lidar, dtype=np.float64)
     pixel = cam.model.pixel_matrix()
-    if pixel is None:
-        rows = (cam.model.depth_axis @ transform[:3])[None, :]
-    else:
-        rows = pixel @ transform
+    # Without a linear pixel matrix (distorted raw images) only the depth row is used.
+    rows = (cam.model.depth_axis @ transform[:3])[None, :] if pixel is None else pixel @ transform
     rows = rows.astype(columns.dtype)
     # One small matrix product (BLAS) beats a dozen elementwise passes over the cloud.
     projected = rows[:, :3] @ columns
