@@ -18,7 +18,6 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["seg_perception", "seg_perception.*"]),
-    package_data={"seg_perception": ["config/*.yaml"]},
     install_requires=[
         "numpy>=1.24",
         "opencv-python-headless>=4.8",

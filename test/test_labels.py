@@ -63,3 +63,10 @@ def test_bad_label_set_files(tmp_path, text, message):
 def test_missing_label_set_file(tmp_path):
     with pytest.raises(LabelSetError, match="not found"):
         LabelSet.from_name_or_path(str(tmp_path / "nope.yaml"))
+
+
+def test_shipped_label_set_file_equals_the_builtin_default():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "config/label_sets/cityscapes19.yaml"
+    assert LabelSet.from_name_or_path(str(path)) == LabelSet.cityscapes()
