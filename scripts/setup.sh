@@ -40,8 +40,10 @@ STAMP="$VENV/.requirements.sha256"
 want="$(cat "${REQS[@]}" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   log "installing Python packages (${REQS[*]})"
+  # (This machine's pip config lists local index folders that may not exist; drop
+  # pip's warnings about them, keep everything else.)
   "$PY" -m pip install -q --disable-pip-version-check --no-cache-dir \
-    $(printf -- '-r %s ' "${REQS[@]}")
+    $(printf -- '-r %s ' "${REQS[@]}") 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
   echo "$want" > "$STAMP"
 fi
 
@@ -67,6 +69,7 @@ fi
 
 # 4. colcon build (messages + library) -------------------------------------------------
 log "colcon build"
+mkdir -p "$ROOT/log"
 (
   export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV" PATH="$VENV/bin:$PATH"
   "$VENV/bin/colcon" --log-base "$ROOT/log" build --base-paths "$ROOT" \
