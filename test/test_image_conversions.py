@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import array
 import struct
-from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
+from conftest import DATA  # ../shared/data or $SEG_PERCEPTION_DATA
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -29,7 +29,6 @@ from seg_perception.ros.image_conversions import (
     parse_compressed_format,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BAG = DATA / "rosbags" / "kitti_2011_09_26_ros2"
 KITTI_IMAGE = DATA / "kitti_raw_2011_09_26" / "image_02" / "data" / "0000000000.png"
 

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import DATA  # ../shared/data or $SEG_PERCEPTION_DATA
 from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
@@ -40,7 +41,6 @@ from seg_perception.ros.pointcloud2 import (
     pointcloud2_to_array,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BAG = DATA / "rosbags" / "kitti_2011_09_26_ros2"
 VELODYNE = DATA / "kitti_raw_2011_09_26" / "velodyne_points" / "data"
 
