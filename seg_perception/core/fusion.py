@@ -10,10 +10,9 @@ Why a directional test and not a plain min-filtered z-buffer: LiDAR points are s
 the image (beams are several pixels apart), so the depth buffer must look at a window
 around each point. A symmetric window marks far ground as occluded by the nearer ground
 ring just below it (depth grows quickly per row on a slanted surface). A point hidden
-behind an object has that object's points both *above and below* it in the image, while
-a point on the far ground only has nearer points below. So a point is occluded when the
-nearest depth in the band above it and the nearest depth in the band below it are both
-closer than its own depth minus a tolerance.
+behind an object has that object's points on all sides of it in the image, while a point
+on the far ground only has nearer points below. So a point is occluded when nearer points
+(beyond a depth tolerance) lie above, below, left and right of it within a window.
 """
 
 from __future__ import annotations
