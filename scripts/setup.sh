@@ -35,11 +35,15 @@ fi
 PY="$VENV/bin/python"
 # colcon must not crawl the venv (the ROS wheels ship package.xml files under share/).
 touch "$VENV/COLCON_IGNORE"
-REQS=(requirements/base.txt requirements/ros.txt requirements/test.txt)
+REQS=(requirements/torch.txt requirements/base.txt requirements/ml.txt requirements/ros.txt
+      requirements/test.txt)
 STAMP="$VENV/.requirements.sha256"
 want="$(cat "${REQS[@]}" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   log "installing Python packages (${REQS[*]})"
+  # torch first, pinned, on its own (see requirements/torch.txt).
+  "$PY" -m pip install -q --disable-pip-version-check --no-cache-dir -r requirements/torch.txt \
+    2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
   # (This machine's pip config lists local index folders that may not exist; drop
   # pip's warnings about them, keep everything else.)
   "$PY" -m pip install -q --disable-pip-version-check --no-cache-dir \

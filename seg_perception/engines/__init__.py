@@ -1,0 +1,20 @@
+"""2D semantic segmentation engines behind one interface (see :mod:`.base`).
+
+``create_engine(EngineConfig(...))`` builds a PyTorch, ONNX Runtime or TensorRT engine;
+every engine's ``segment(image)`` returns class ids and confidence at the image's size.
+"""
+
+from seg_perception.engines.base import EngineLoadError, SegmentationEngine
+from seg_perception.engines.config import EngineConfig, EngineConfigError
+from seg_perception.engines.factory import create_engine
+from seg_perception.engines.preprocess import EngineInputError, Preprocessor
+
+__all__ = [
+    "EngineConfig",
+    "EngineConfigError",
+    "EngineInputError",
+    "EngineLoadError",
+    "Preprocessor",
+    "SegmentationEngine",
+    "create_engine",
+]

@@ -1,0 +1,212 @@
+"""Pre- and post-processing shared by every backend, so they all see and return the same.
+
+Preprocessing follows SegFormer's image processor: resize to the network size (bilinear),
+scale to [0, 1], normalize with ImageNet mean/std, NCHW float32. ``keep_aspect_pad``
+resizes without distortion and pads bottom/right with the mean color (zero after
+normalization), as Isaac ROS' encoder can; ``none`` runs the network at the camera's own
+size (SegFormer accepts any size).
+
+Postprocessing maps the network's logits back onto the camera's pixels, like Hugging
+Face's ``post_process_semantic_segmentation`` (bilinear upsampling, ``align_corners=False``,
+then argmax), but without upsampling every class channel: bilinear interpolation is a
+convex combination, so where the four low-resolution neighbors of a pixel agree on the
+argmax the interpolated argmax is the same class. Only pixels on class boundaries
+(typically a few percent) get their C interpolated logits computed. The result is the
+exact argmax of the upsampled logits at a fraction of the cost.
+
+Confidence is the maximum softmax probability at the network's resolution, bilinearly
+interpolated to the camera's pixels (one channel instead of C).
+
+When boundaries cover much of the image and the image fills the network input
+(``stretch``, ``none``), the boundary pixels' logits come from OpenCV's bilinear resize
+(same convention as PyTorch's, values within ~2e-4); otherwise they are interpolated here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import cv2
+import numpy as np
+
+ResizeMode = Literal["stretch", "keep_aspect_pad", "none"]
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+UINT8 = np.dtype(np.uint8)
+
+
+class EngineInputError(ValueError):
+    """An image an engine cannot segment (wrong shape, dtype, empty)."""
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where the camera image sits inside the network input.
+
+    The image (``image_size`` h, w) was resized to ``resized`` (h, w) and placed at the
+    top-left of a ``network_size`` (h, w) input; the rest is padding.
+    """
+
+    image_size: tuple[int, int]
+    resized: tuple[int, int]
+    network_size: tuple[int, int]
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """The image as (H, W, 3) uint8, or a specific error saying what is wrong with it."""
+    if not isinstance(image, np.ndarray):
+        raise EngineInputError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise EngineInputError(f"image must be H x W x 3 (RGB), got shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise EngineInputError(f"image is empty: shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise EngineInputError(f"image must be uint8 RGB, got dtype {image.dtype}")
+    return image
+
+
+@dataclass(frozen=True)
+class Preprocessor:
+    """Camera image (H, W, 3 uint8 RGB) -> network input (1, 3, h, w float32)."""
+
+    input_size: tuple[int, int] | None = (512, 1024)
+    resize: ResizeMode = "stretch"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    scale: float = 1.0 / 255.0
+    channel_order: Literal["rgb", "bgr"] = "rgb"
+
+    def __post_init__(self) -> None:
+        if self.resize not in ("stretch", "keep_aspect_pad", "none"):
+            raise ValueError(
+                f"resize must be stretch, keep_aspect_pad or none, not {self.resize!r}"
+            )
+        if self.resize != "none" and (
+            self.input_size is None or min(self.input_size) <= 0 or len(self.input_size) != 2
+        ):
+            raise ValueError(
+                f"resize '{self.resize}' needs input_size (h, w) > 0, got {self.input_size}"
+            )
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ValueError(f"mean and std need 3 values, std > 0; got {self.mean}, {self.std}")
+
+    def letterbox(self, height: int, width: int) -> Letterbox:
+        if self.resize == "none":
+            return Letterbox((height, width), (height, width), (height, width))
+        net_h, net_w = self.input_size  # type: ignore[misc]
+        if self.resize == "stretch":
+            return Letterbox((height, width), (net_h, net_w), (net_h, net_w))
+        ratio = min(net_h / height, net_w / width)
+        resized = (
+            max(1, min(net_h, round(height * ratio))),
+            max(1, min(net_w, round(width * ratio))),
+        )
+        return Letterbox((height, width), resized, (net_h, net_w))
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        image = check_image(image)
+        box = self.letterbox(image.shape[0], image.shape[1])
+        if box.resized != box.image_size:
+            image = cv2.resize(
+                image, (box.resized[1], box.resized[0]), interpolation=cv2.INTER_LINEAR
+            )
+        if self.channel_order == "bgr":
+            image = image[..., ::-1]
+        # (x * scale - mean) / std in one multiply-add per channel.
+        gain = np.float32(self.scale) / np.asarray(self.std, dtype=np.float32)
+        offset = np.asarray(self.mean, dtype=np.float32) / np.asarray(self.std, dtype=np.float32)
+        batch = np.zeros((1, 3, *box.network_size), dtype=np.float32)
+        h, w = box.resized
+        for channel in range(3):
+            plane = batch[0, channel, :h, :w]
+            np.multiply(image[..., channel], gain[channel], out=plane, casting="unsafe")
+            plane -= offset[channel]
+        return batch, box
+
+
+def _source_coordinates(out: int, resized: int, image: int, network: int, logits: int) -> tuple:
+    """For each output pixel along one axis: the two logit cells and the weight of the second.
+
+    Camera pixel centers map into the resized image, then into logit cells, with the
+    half-pixel convention of ``align_corners=False``; PyTorch clamps negative sources to 0.
+    """
+    position = (np.arange(out, dtype=np.float64) + 0.5) * (resized / image)  # network px
+    position = position * (logits / network) - 0.5
+    position = np.maximum(position, 0.0)
+    low = np.minimum(np.floor(position).astype(np.intp), logits - 1)
+    high = np.minimum(low + 1, logits - 1)
+    weight = (position - low).astype(np.float32)
+    return low, high, weight
+
+
+def _lerp_rows_cols(values: np.ndarray, rows: tuple, cols: tuple) -> np.ndarray:
+    """Separable bilinear sampling of a (h, w) map at the given row/column sources."""
+    r0, r1, wr = rows
+    c0, c1, wc = cols
+    by_rows = values[r0] * (1 - wr)[:, None] + values[r1] * wr[:, None]
+    return by_rows[:, c0] * (1 - wc) + by_rows[:, c1] * wc
+
+
+def logits_to_labels(
+    logits: np.ndarray, box: Letterbox, label_dtype: np.dtype = UINT8
+) -> tuple[np.ndarray, np.ndarray]:
+    """(C, h, w) logits of the whole network input -> labels and confidence at the image size.
+
+    Labels are the argmax of bilinearly upsampled logits (Hugging Face's convention);
+    confidence is the interpolated maximum softmax probability. Both (H, W).
+    """
+    logits = np.asarray(logits, dtype=np.float32)
+    if logits.ndim != 3:
+        raise ValueError(f"logits must be (C, h, w), got shape {logits.shape}")
+    height, width = box.image_size
+    rows = _source_coordinates(height, box.resized[0], height, box.network_size[0], logits.shape[1])
+    cols = _source_coordinates(width, box.resized[1], width, box.network_size[1], logits.shape[2])
+
+    best = logits.argmax(axis=0)
+    # Softmax max probability at low resolution: 1 / sum(exp(l - l_max)).
+    top = np.take_along_axis(logits, best[None], axis=0)[0]
+    probability = 1.0 / np.exp(logits - top[None]).sum(axis=0)
+    confidence = _lerp_rows_cols(probability, rows, cols).astype(np.float32)
+
+    # Where a pixel's four low-resolution neighbours agree, that class is the argmax.
+    r0, r1, c0, c1 = rows[0], rows[1], cols[0], cols[1]
+    labels = best[r0][:, c0]
+    boundary = labels != best[r0][:, c1]
+    boundary |= labels != best[r1][:, c0]
+    boundary |= labels != best[r1][:, c1]
+    labels = labels.astype(label_dtype)
+    if not boundary.any():
+        return labels, confidence
+    by_channel = np.ascontiguousarray(logits.transpose(1, 2, 0))  # (h, w, C)
+    y, x = np.nonzero(boundary)
+    if box.resized == box.network_size and y.size > 0.15 * boundary.size:
+        # Boundaries everywhere (an untrained net, noisy input) and the image fills the
+        # network input: OpenCV's bilinear resize uses the same half-pixel convention
+        # and upsamples all channels faster than gathering corners per pixel.
+        upsampled = cv2.resize(by_channel, (width, height), interpolation=cv2.INTER_LINEAR)
+        labels[boundary] = upsampled.reshape(height, width, -1)[boundary].argmax(axis=1)
+        return labels, confidence
+    wr = rows[2][y][:, None]
+    wc = cols[2][x][:, None]
+    lo_r, hi_r, lo_c, hi_c = r0[y], r1[y], c0[x], c1[x]
+    interpolated = (by_channel[lo_r, lo_c] * (1 - wc) + by_channel[lo_r, hi_c] * wc) * (1 - wr)
+    interpolated += (by_channel[hi_r, lo_c] * (1 - wc) + by_channel[hi_r, hi_c] * wc) * wr
+    labels[y, x] = interpolated.argmax(axis=1)
+    return labels, confidence
+
+
+def nearest_source(out: int, resized: int, image: int, network: int, cells: int) -> np.ndarray:
+    """For each output pixel along one axis, the class-id cell whose area contains it."""
+    position = (np.arange(out, dtype=np.float64) + 0.5) * (resized / image) * (cells / network)
+    return np.minimum(position.astype(np.intp), cells - 1)
+
+
+def class_ids_to_labels(
+    class_ids: np.ndarray, box: Letterbox, label_dtype: np.dtype = UINT8
+) -> np.ndarray:
+    """(h, w) class ids of the network input (models that output ids) -> (H, W), nearest."""
+    height, width = box.image_size
+    rows = nearest_source(height, box.resized[0], height, box.network_size[0], class_ids.shape[0])
+    cols = nearest_source(width, box.resized[1], width, box.network_size[1], class_ids.shape[1])
+    return class_ids[rows][:, cols].astype(label_dtype)

@@ -1,0 +1,78 @@
+"""Tiny hand-written ONNX segmentation models with known outputs, for engine tests.
+
+A 1x1 convolution scores each pixel against a palette of colors (in normalized space), so
+a picture painted with those colors must come back labeled with their indices; an average
+pool makes the output 4x smaller than the input, like SegFormer's, so the mapping back to
+camera pixels is exercised.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+PALETTE = np.array([[230, 30, 30], [30, 230, 30], [30, 30, 230], [230, 230, 30]], dtype=np.float32)
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def palette_model(
+    path: Path, stride: int = 4, class_ids: bool = False, input_name: str = "images"
+) -> Path:
+    """Write the palette classifier: logits_c(x) = -|x - color_c|^2 / 2 (+ const), pooled."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    normalized = (PALETTE / 255.0 - MEAN) / STD  # (C, 3): the colors after preprocessing
+    # -|x - p|^2 / 2 = x.p - |p|^2 / 2 - |x|^2 / 2; the last term is the same for every class.
+    weight = normalized.reshape(len(PALETTE), 3, 1, 1).astype(np.float32)
+    bias = (-0.5 * (normalized**2).sum(axis=1)).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", [input_name, "w", "b"], ["scores"]),
+        helper.make_node(
+            "AveragePool",
+            ["scores"],
+            ["logits"],
+            kernel_shape=[stride, stride],
+            strides=[stride, stride],
+        ),
+    ]
+    output = helper.make_tensor_value_info(
+        "logits", TensorProto.FLOAT, ["n", len(PALETTE), "h", "w"]
+    )
+    if class_ids:
+        nodes.append(helper.make_node("ArgMax", ["logits"], ["ids"], axis=1, keepdims=0))
+        output = helper.make_tensor_value_info("ids", TensorProto.INT64, ["n", "h", "w"])
+    graph = helper.make_graph(
+        nodes,
+        "palette",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["n", 3, "H", "W"])],
+        [output],
+        [
+            helper.make_tensor("w", TensorProto.FLOAT, weight.shape, weight.ravel()),
+            helper.make_tensor("b", TensorProto.FLOAT, bias.shape, bias),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def palette_picture(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """A picture of four colored regions and its true class map."""
+    truth = np.zeros((height, width), dtype=np.uint8)
+    truth[:, width // 3 :] = 1
+    truth[height // 2 :, : width // 2] = 2
+    truth[height // 4 : height // 2, 2 * width // 3 :] = 3
+    return PALETTE.astype(np.uint8)[truth], truth
+
+
+def label_set_yaml(path: Path) -> Path:
+    path.write_text(
+        "name: palette\nclasses:\n"
+        + "".join(f"  - {{id: {i}, name: c{i}}}\n" for i in range(len(PALETTE)))
+    )
+    return path
