@@ -1,17 +1,126 @@
-"""The ``seg-perception`` command. Subcommands are added as the capabilities land."""
+"""The ``seg-perception`` command: demo, export, build-engine, bench."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 
+def _engine_config(args: argparse.Namespace, model: str):
+    from seg_perception.engines.config import EngineConfig
+
+    size = tuple(args.input_size) if args.input_size else None
+    return EngineConfig(
+        model=model,
+        backend=args.backend,
+        device=args.device,
+        precision=args.precision,
+        input_size=size,
+        resize=args.resize if size else "none",
+        label_set=args.label_set,
+        cache_dir=args.cache_dir,
+    )
+
+
+def _add_engine_options(parser: argparse.ArgumentParser, model_required: bool = False) -> None:
+    parser.add_argument(
+        "--model",
+        required=model_required,
+        help="ONNX file, TensorRT engine, Hugging Face folder or hub id, or random:segformer-b0",
+    )
+    parser.add_argument(
+        "--backend", default="auto", choices=["auto", "onnxruntime", "torch", "tensorrt"]
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="network input size (default: the image's own size)",
+    )
+    parser.add_argument("--resize", default="stretch", choices=["stretch", "keep_aspect_pad"])
+    parser.add_argument("--label-set", default="", help="cityscapes or a label-set YAML")
+    parser.add_argument("--cache-dir", default="", help="where exports/engines are cached")
+
+
 def _demo(args: argparse.Namespace) -> int:
     from seg_perception.demo import format_summary, run_demo
+    from seg_perception.engines.factory import create_engine, find_default_model
 
-    summary = run_demo(Path(args.out), seed=args.seed, occlusion=not args.no_occlusion)
+    model, note = (args.model, "") if args.model else find_default_model()
+    engine = create_engine(_engine_config(args, model)) if model else None
+    summary = run_demo(
+        Path(args.out),
+        seed=args.seed,
+        occlusion=not args.no_occlusion,
+        engine=engine,
+        model_note=note,
+    )
     print(format_summary(summary))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from seg_perception.engines.export import export_onnx
+
+    config = _engine_config(args, args.model)
+    sizes = [tuple(s) for s in args.check_size] or None
+    report = export_onnx(config, args.output, opset=args.opset, check_sizes=sizes)
+    print(f"wrote {report.path} (opset {report.opset}, dynamic height/width)")
+    for check in report.checks:
+        print(
+            f"  check {check.height}x{check.width}: max |logit diff| "
+            f"{check.max_abs_logit_diff:.2e}, argmax agreement {100 * check.argmax_agreement:.3f}%"
+        )
+    return 0
+
+
+def _build_engine(args: argparse.Namespace) -> int:
+    from seg_perception.engines.tensorrt_engine import build_engine
+
+    config = _engine_config(args, args.onnx)
+    from dataclasses import replace
+
+    config = replace(
+        config,
+        backend="tensorrt",
+        device=args.device if args.device != "cpu" else "cuda",
+        min_shape=tuple(args.min_shape) if args.min_shape else None,
+        opt_shape=tuple(args.opt_shape) if args.opt_shape else None,
+        max_shape=tuple(args.max_shape) if args.max_shape else None,
+        calibration_images=args.calibration_images,
+    )
+    path = build_engine(
+        config, Path(args.onnx), Path(args.output) if args.output else None, args.force
+    )
+    print(f"engine ready: {path}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import cv2
+
+    from seg_perception.engines.benchmark import format_table, run_benchmark
+
+    if args.image:
+        image = cv2.imread(args.image)
+        if image is None:
+            raise ValueError(f"cannot read image {args.image}")
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    else:
+        from seg_perception.sample import generate_scene
+
+        image = generate_scene(0).image
+    config = _engine_config(args, args.model or "random:segformer-b0")
+    timings, notes = run_benchmark(config, image, runs=args.runs)
+    network = "x".join(map(str, config.input_size)) if config.input_size else "native"
+    print(format_table(timings, image.shape, network))
+    for note in notes:
+        print("  " + note)
     return 0
 
 
@@ -20,27 +129,72 @@ def build_parser() -> argparse.ArgumentParser:
         prog="seg-perception",
         description="Camera/LiDAR semantic segmentation and occlusion-aware label fusion.",
     )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     commands = parser.add_subparsers(dest="command", required=True)
+
     demo = commands.add_parser(
         "demo",
         help="label a generated street scene's LiDAR cloud from its camera and score it",
-        description="Generate a street scene with exact truth, run the fusion pipeline on it, "
-        "print per-point accuracy and write a labeled cloud (PCD) and pictures.",
+        description="Generate a street scene with exact truth, segment its camera image (with "
+        "--model, $SEG_PERCEPTION_MODEL or a cached Cityscapes SegFormer; else use the rendered "
+        "truth labels), fuse, print per-point accuracy and write a labeled cloud and pictures.",
     )
     demo.add_argument("--out", default="demo_output", help="output folder (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="scene seed (default: %(default)s)")
     demo.add_argument(
         "--no-occlusion", action="store_true", help="turn occlusion handling off (to compare)"
     )
+    _add_engine_options(demo)
     demo.set_defaults(func=_demo)
+
+    export = commands.add_parser(
+        "export", help="export a SegFormer to ONNX (dynamic H/W) and verify it against PyTorch"
+    )
+    _add_engine_options(export, model_required=True)
+    export.add_argument("--output", required=True, help="the .onnx file to write")
+    export.add_argument("--opset", type=int, default=17)
+    export.add_argument(
+        "--check-size",
+        type=int,
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("H", "W"),
+        help="input size(s) to compare PyTorch and ONNX Runtime on (repeatable)",
+    )
+    export.set_defaults(func=_export)
+
+    build = commands.add_parser(
+        "build-engine", help="build (or refresh) a TensorRT engine from an ONNX model, offline"
+    )
+    build.add_argument("--onnx", required=True, help="the ONNX model")
+    build.add_argument("--output", help="engine file (default: cached next to the ONNX)")
+    build.add_argument("--force", action="store_true", help="rebuild even if a valid engine exists")
+    for name in ("min", "opt", "max"):
+        build.add_argument(f"--{name}-shape", type=int, nargs=2, metavar=("H", "W"))
+    build.add_argument("--calibration-images", default="", help="folder of images for int8")
+    _add_engine_options(build)
+    build.set_defaults(func=_build_engine)
+
+    bench = commands.add_parser(
+        "bench", help="time every available backend on one image: ratios and label agreement"
+    )
+    _add_engine_options(bench)
+    bench.add_argument("--image", help="an image file (default: the generated scene's image)")
+    bench.add_argument("--runs", type=int, default=5)
+    bench.set_defaults(func=_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
     try:
         return args.func(args)
-    except (ValueError, OSError) as error:  # our errors say what is wrong: no traceback
+    except (ValueError, OSError, RuntimeError, ImportError) as error:
+        # Our errors say what is wrong and what to do: no traceback.
         print(f"seg-perception {args.command}: error: {error}", file=sys.stderr)
         return 2
 

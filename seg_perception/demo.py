@@ -5,8 +5,9 @@ demo generates a street (:mod:`seg_perception.sample`) with exact truth, runs th
 ``Pipeline`` the nodes and bag replay run, scores every camera-visible point against the
 truth, and writes the labeled cloud and pictures.
 
-The 2D labels come from the scene's rendered ground-truth label image, not from a network:
-the SegFormer engines plug into the same ``Pipeline`` as a label source.
+The 2D labels come from a segmentation engine when a model is available (``--model``,
+``$SEG_PERCEPTION_MODEL`` or a cached Cityscapes SegFormer); otherwise from the scene's
+rendered ground-truth label image, and the demo says which.
 """
 
 from __future__ import annotations
@@ -23,15 +24,13 @@ from seg_perception.core.labeled_cloud import labeled_fields
 from seg_perception.core.labels import LabelSet
 from seg_perception.core.pipeline import CameraInput, Frame, FrameResult, Pipeline
 from seg_perception.core.transforms import transform_points
+from seg_perception.engines.base import SegmentationEngine
 from seg_perception.pcd_io import write_pcd
 from seg_perception.ros.pointcloud2 import append_fields
 from seg_perception.sample import Scene, generate_scene
 from seg_perception.visualize import birds_eye, blend_mask, overlay_points
 
-TRUTH_SOURCE = (
-    "the scene's rendered ground-truth label image (no 2D network ran in this demo; "
-    "the SegFormer engines plug into the same Pipeline as a label source)"
-)
+TRUTH_SOURCE = "the scene's rendered ground-truth label image (no segmentation network ran)"
 
 
 @dataclass
@@ -59,14 +58,15 @@ def scene_cloud(scene: Scene) -> np.ndarray:
     return cloud
 
 
-def scene_frame(scene: Scene, camera_name: str = "front") -> Frame:
-    """A pipeline frame whose camera label image is the scene's rendered truth."""
+def scene_frame(scene: Scene, camera_name: str = "front", truth_labels: bool = True) -> Frame:
+    """A pipeline frame of the scene; its camera carries the rendered truth label image
+    unless ``truth_labels`` is False (then a label source must segment the image)."""
     camera = CameraInput(
         name=camera_name,
         model=scene.intrinsics.to_camera_model(),
         T_cam_from_lidar=scene.T_cam_from_lidar,
         image=scene.image,
-        labels=scene.label_image,
+        labels=scene.label_image if truth_labels else None,
         frame_id=scene.camera_frame_id,
         labels_description=TRUTH_SOURCE,
     )
@@ -111,7 +111,7 @@ def write_pictures(
     pictures = {
         "overlay.png": overlay,
         "birds_eye.png": birds_eye(xyz, bev_colors, radius=1),
-        "camera_labels.png": blend_mask(scene.image, camera.labels, label_set),
+        "camera_labels.png": blend_mask(scene.image, result.segmentations[0].labels, label_set),
         "camera_image.png": scene.image,
     }
     paths = []
@@ -122,12 +122,25 @@ def write_pictures(
     return paths
 
 
-def run_demo(out: Path, seed: int = 0, occlusion: bool = True) -> dict:
-    """Generate, fuse, score, write; returns the summary that is also saved as JSON."""
+def run_demo(
+    out: Path,
+    seed: int = 0,
+    occlusion: bool = True,
+    engine: SegmentationEngine | None = None,
+    model_note: str = "",
+) -> dict:
+    """Generate, segment (engine or rendered truth), fuse, score, write; returns the
+    summary that is also saved as JSON."""
     out.mkdir(parents=True, exist_ok=True)
-    label_set = LabelSet.cityscapes()
+    label_set = engine.label_set if engine is not None else LabelSet.cityscapes()
     scene = generate_scene(seed)
-    frame = scene_frame(scene)
+    frame = scene_frame(scene, truth_labels=engine is None)
+    if engine is not None:
+        # Segment once; both fusion runs below reuse the label image.
+        camera = frame.cameras[0]
+        segmentation = engine.segment(camera.image)
+        camera.labels, camera.confidence = segmentation.labels, segmentation.confidence
+        camera.labels_description = f"{engine.description} on the rendered RGB image"
     results = {}
     for enabled in (occlusion, not occlusion):
         pipeline = Pipeline(fusion=FusionConfig(occlusion=enabled), label_set=label_set)
@@ -140,6 +153,7 @@ def run_demo(out: Path, seed: int = 0, occlusion: bool = True) -> dict:
     summary = {
         "seed": seed,
         "label_source": result.label_sources[0],
+        "model_note": model_note,
         "occlusion_handling": occlusion,
         "score": asdict(score(scene, frame, result)),
         "score_with_occlusion_handling_flipped": asdict(
@@ -155,7 +169,8 @@ def format_summary(summary: dict) -> str:
     s, flipped = summary["score"], summary["score_with_occlusion_handling_flipped"]
     state = "on" if summary["occlusion_handling"] else "off"
     other = "off" if summary["occlusion_handling"] else "on"
-    lines = [
+    lines = [f"note: {summary['model_note']}"] if summary.get("model_note") else []
+    lines += [
         f"2D label source: {summary['label_source']}",
         f"scene seed {summary['seed']}: {s['points']} LiDAR points, "
         f"{s['camera_visible']} visible to the camera, {s['hidden_in_image']} hidden from it "

@@ -81,3 +81,31 @@ def _onnx_from_huggingface(config: EngineConfig) -> SegmentationEngine:
     engine = OnnxRuntimeEngine(replace(config, model=str(path)))
     engine.source = f"{config.model} (ONNX export {path.name})"
     return engine
+
+
+#: The SegFormer the demo uses when it is in the local Hugging Face cache.
+DEFAULT_HUB_MODEL = "nvidia/segformer-b0-finetuned-cityscapes-1024-1024"
+
+
+def find_default_model() -> tuple[str | None, str]:
+    """A trained model available without asking the network, and where it was looked for.
+
+    ``$SEG_PERCEPTION_MODEL`` (a path or hub id) first, then the Cityscapes SegFormer-B0 in
+    the local Hugging Face cache. Returns (model or None, a sentence saying what happened).
+    """
+    import os
+
+    configured = os.environ.get("SEG_PERCEPTION_MODEL", "")
+    if configured:
+        return configured, f"using $SEG_PERCEPTION_MODEL={configured}"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None, "no trained model found: huggingface_hub is not installed"
+    cached = try_to_load_from_cache(DEFAULT_HUB_MODEL, "config.json")
+    if isinstance(cached, str):
+        return DEFAULT_HUB_MODEL, f"using {DEFAULT_HUB_MODEL} from the Hugging Face cache"
+    return None, (
+        f"no trained model found ($SEG_PERCEPTION_MODEL unset, {DEFAULT_HUB_MODEL} not in the "
+        "Hugging Face cache); pass --model PATH|HUB_ID to segment the camera image with one"
+    )
