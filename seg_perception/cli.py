@@ -80,23 +80,21 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _build_engine(args: argparse.Namespace) -> int:
-    from seg_perception.engines.tensorrt_engine import build_engine
-
-    config = _engine_config(args, args.onnx)
     from dataclasses import replace
 
+    from seg_perception.engines.tensorrt_engine import build_engine
+
+    args.backend = "tensorrt"
+    args.device = args.device if args.device.startswith("cuda") else "cuda"
     config = replace(
-        config,
-        backend="tensorrt",
-        device=args.device if args.device != "cpu" else "cuda",
+        _engine_config(args, args.onnx),
         min_shape=tuple(args.min_shape) if args.min_shape else None,
         opt_shape=tuple(args.opt_shape) if args.opt_shape else None,
         max_shape=tuple(args.max_shape) if args.max_shape else None,
         calibration_images=args.calibration_images,
     )
-    path = build_engine(
-        config, Path(args.onnx), Path(args.output) if args.output else None, args.force
-    )
+    output = Path(args.output) if args.output else None
+    path = build_engine(config, Path(args.onnx), output, args.force)
     print(f"engine ready: {path}")
     return 0
 
@@ -174,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         build.add_argument(f"--{name}-shape", type=int, nargs=2, metavar=("H", "W"))
     build.add_argument("--calibration-images", default="", help="folder of images for int8")
     _add_engine_options(build)
-    build.set_defaults(func=_build_engine)
+    build.set_defaults(func=_build_engine, precision="fp16")
 
     bench = commands.add_parser(
         "bench", help="time every available backend on one image: ratios and label agreement"

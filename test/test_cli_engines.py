@@ -97,3 +97,15 @@ def test_demo_without_a_model_says_so(tmp_path, capsys, monkeypatch):
 def test_demo_with_a_missing_model_fails_clearly(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--model", str(tmp_path / "none.onnx")]) == 2
     assert "ONNX model not found" in capsys.readouterr().err
+
+
+def test_build_engine_without_tensorrt_says_what_is_missing(tmp_path, capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here: the real build is tested in test_tensorrt_engine")
+    from onnx_models import palette_model
+
+    model = palette_model(tmp_path / "p.onnx")
+    assert main(["build-engine", "--onnx", str(model), "--input-size", "64", "64"]) == 2
+    assert "needs TensorRT, which is not installed" in capsys.readouterr().err
