@@ -22,10 +22,21 @@ setup(
         "numpy>=1.24",
         "opencv-python-headless>=4.8",
         "PyYAML>=6.0",
+        "scipy>=1.10",
     ],
     extras_require={
         "bag": ["rosbags>=0.10"],
         "test": ["pytest>=7,<9", "rosbags>=0.10"],
     },
-    entry_points={"console_scripts": ["seg-perception = seg_perception.cli:main"]},
+    entry_points={
+        "console_scripts": [
+            "seg-perception = seg_perception.cli:main",
+            # The ROS 2 nodes (need rclpy and the built messages).
+            "seg-perception-camera-segmentation = "
+            "seg_perception.ros.nodes.camera_segmentation:main",
+            "seg-perception-lidar-segmentation = seg_perception.ros.nodes.lidar_segmentation:main",
+            "seg-perception-fusion = seg_perception.ros.nodes.fusion:main",
+            "seg-perception-pipeline = seg_perception.ros.nodes.pipeline:main",
+        ]
+    },
 )

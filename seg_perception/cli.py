@@ -1,4 +1,5 @@
-"""The ``seg-perception`` command: demo, export, build-engine, bench."""
+"""The ``seg-perception`` command: demo, export, build-engine, bench, eval-ground,
+segment-cloud."""
 
 from __future__ import annotations
 
@@ -181,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--image", help="an image file (default: the generated scene's image)")
     bench.add_argument("--runs", type=int, default=5)
     bench.set_defaults(func=_bench)
+
+    from seg_perception.lidar.cli import add_parsers
+
+    add_parsers(commands)
     return parser
 
 

@@ -1,0 +1,135 @@
+"""Parameter tables of the nodes, and their conversion into the core's config objects.
+
+The engine, fusion and LiDAR-segmenter settings each live in one dataclass in the core
+(``EngineConfig``, ``FusionConfig``, ``GroundParams`` / ``ClusterParams``); the nodes expose
+them as ROS parameters under ``engine.*``, ``fusion.*``, ``ground.*`` and ``cluster.*`` and
+the dataclasses validate them. Ground and cluster parameters are generated from their
+dataclasses, with the field docstrings as descriptions, so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import itertools
+import textwrap
+from typing import Any
+
+from seg_perception.core.fusion import FusionConfig
+from seg_perception.engines.config import EngineConfig
+from seg_perception.lidar.clustering import ClusterParams
+from seg_perception.lidar.ground import GroundParams
+from seg_perception.lidar.segmenter import GeometricCloudSegmenter
+from seg_perception.ros.params import Param
+
+ENGINE_PARAMS = (
+    Param("engine.model", "", "ONNX file, TensorRT engine, Hugging Face folder or hub id, or "
+          "random:segformer-b0 (random weights, for tests)."),
+    Param("engine.backend", "auto", "Inference backend.",
+          choices=("auto", "onnxruntime", "torch", "tensorrt")),
+    Param("engine.device", "cpu", "cpu, cuda or cuda:N."),
+    Param("engine.precision", "fp32", "fp16/int8 need a GPU.", choices=("fp32", "fp16", "int8")),
+    Param("engine.input_height", 0, "Network input height (0: the image's own size).", 0, 8192),
+    Param("engine.input_width", 0, "Network input width (0: the image's own size).", 0, 8192),
+    Param("engine.resize", "stretch", "How images are fitted to the network input.",
+          choices=("stretch", "keep_aspect_pad")),
+    Param("engine.label_set", "", "cityscapes, a label-set YAML, or empty: the model's own."),
+    Param("engine.cache_dir", "", "Where ONNX exports and TensorRT engines are cached."),
+    Param("engine.num_threads", 0, "CPU threads for inference (0: the runtime's default).", 0, 256),
+)  # fmt: skip
+
+FUSION_PARAMS = (
+    Param("fusion.occlusion", True, "Reject points hidden behind nearer surfaces."),
+    Param("fusion.occlusion_rows", 8, "Rows searched above/below a point for occluders "
+          "(more than the LiDAR's beam spacing in pixels).", 1, 64),
+    Param("fusion.occlusion_cols", 6, "Columns searched left/right for occluders.", 0, 64),
+    Param("fusion.depth_tolerance", 0.5, "Depth margin of the occlusion test (m).", 0.0, 100.0),
+    Param("fusion.depth_tolerance_ratio", 0.05, "Depth margin per metre of depth.", 0.0, 1.0),
+    Param("fusion.min_range", 0.0, "Points closer than this (m) stay unlabeled.", 0.0, 1000.0),
+    Param("fusion.max_range", 200.0, "Points farther than this (m) stay unlabeled.", 0.0, 1e4),
+    Param("fusion.min_confidence", 0.0, "Labels below this confidence are not used.", 0.0, 1.0),
+    Param("fusion.multi_camera", "highest_confidence", "Which camera labels a point seen by "
+          "several.", choices=("highest_confidence", "nearest", "first")),
+)  # fmt: skip
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings (a string right after a field) of a dataclass, by field name."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, following in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(following.value.value.split())
+    return docs
+
+
+def _dataclass_params(prefix: str, cls: type, overrides: dict[str, Any] | None = None) -> tuple:
+    docs = _field_docs(cls)
+    params = []
+    for item in dataclasses.fields(cls):
+        default = (overrides or {}).get(item.name, item.default)
+        if default is None:  # ROS parameters cannot be None: 0 means "no limit"
+            default = 0
+        params.append(Param(f"{prefix}.{item.name}", default, docs.get(item.name, item.name)))
+    return tuple(params)
+
+
+GROUND_PARAMS = _dataclass_params("ground", GroundParams)
+CLUSTER_PARAMS = (
+    Param("cluster.enabled", True, "Cluster obstacle points."),
+    *_dataclass_params("cluster", ClusterParams),
+)
+
+
+def _section(values: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {k[len(prefix) + 1 :]: v for k, v in values.items() if k.startswith(prefix + ".")}
+
+
+def engine_config(values: dict[str, Any]) -> EngineConfig:
+    engine = _section(values, "engine")
+    height, width = engine.pop("input_height"), engine.pop("input_width")
+    if (height == 0) != (width == 0):
+        raise ValueError("engine.input_height and engine.input_width must both be 0 or both > 0")
+    size = (height, width) if height else None
+    return EngineConfig(
+        model=engine["model"],
+        backend=engine["backend"],
+        device=engine["device"],
+        precision=engine["precision"],
+        input_size=size,
+        resize=engine["resize"] if size else "none",
+        label_set=engine["label_set"],
+        cache_dir=engine["cache_dir"],
+        num_threads=engine["num_threads"],
+    )
+
+
+def fusion_config(values: dict[str, Any]) -> FusionConfig:
+    fusion = _section(values, "fusion")
+    return FusionConfig(
+        occlusion=fusion["occlusion"],
+        occlusion_window=(fusion["occlusion_rows"], fusion["occlusion_cols"]),
+        depth_tolerance_m=fusion["depth_tolerance"],
+        depth_tolerance_ratio=fusion["depth_tolerance_ratio"],
+        min_range_m=fusion["min_range"],
+        max_range_m=fusion["max_range"],
+        min_confidence=fusion["min_confidence"],
+        multi_camera=fusion["multi_camera"],
+    )
+
+
+def cloud_segmenter(values: dict[str, Any]) -> GeometricCloudSegmenter:
+    ground = GroundParams(**_section(values, "ground"))
+    cluster = _section(values, "cluster")
+    enabled = cluster.pop("enabled")
+    if cluster.get("max_cluster_size") == 0:
+        cluster["max_cluster_size"] = None
+    return GeometricCloudSegmenter(ground, ClusterParams(**cluster) if enabled else None)
