@@ -1,23 +1,28 @@
 """Shared pieces of the benchmark scripts: one core, timing, and the real KITTI frame.
 
-Benchmarks pin themselves to one CPU core and one BLAS thread before numpy loads, so the
-figures are comparable with the targets ("under 15 ms on one core") and between runs.
+Benchmarks whose targets are "on one core" call :func:`pin_one_core` before numpy loads,
+so their figures are comparable with the targets and between runs; the others (network
+inference, the ROS graph, replay) use the machine's cores as a user would.
 """
 
 from __future__ import annotations
 
 import os
 
-for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_name, "1")
-if hasattr(os, "sched_setaffinity"):
-    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
 
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
+def pin_one_core() -> None:
+    """One CPU core and one BLAS/OpenMP thread for this process."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
 
-import numpy as np  # noqa: E402
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
 
 DATA = Path(
     os.environ.get("SEG_PERCEPTION_DATA", Path(__file__).resolve().parents[2] / "shared/data")

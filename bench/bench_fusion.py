@@ -14,7 +14,9 @@ import sys
 
 import cv2
 import numpy as np
-from _common import DATA, KITTI_RAW, kitti_scan, median_ms
+from _common import DATA, KITTI_RAW, kitti_scan, median_ms, pin_one_core
+
+pin_one_core()
 
 from seg_perception.core.fusion import CameraLabels, FusionConfig, label_points
 from seg_perception.core.kitti import raw_drive_camera

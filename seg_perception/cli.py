@@ -183,9 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--runs", type=int, default=5)
     bench.set_defaults(func=_bench)
 
-    from seg_perception.lidar.cli import add_parsers
+    from seg_perception.bag.cli import add_parsers as add_bag_parsers
+    from seg_perception.lidar.cli import add_parsers as add_lidar_parsers
 
-    add_parsers(commands)
+    add_lidar_parsers(commands)
+    add_bag_parsers(commands)
     return parser
 
 

@@ -48,6 +48,41 @@ def label_set_from_class_map(message: Any) -> LabelSet:
     )
 
 
+def fusion_status_fields(
+    result: FrameResult,
+    cameras_expected: int | None = None,
+    frame_ids: list[str] | None = None,
+    time_offsets: list[float] | None = None,
+    warnings: list[str] | None = None,
+) -> dict[str, Any]:
+    """FusionStatus field values (cameras as dicts): one source for rclpy and bag builders."""
+    fusion = result.fusion
+    cameras = [
+        {
+            "camera_name": stats.name,
+            "frame_id": frame_ids[index] if frame_ids else "",
+            "time_offset": float(time_offsets[index]) if time_offsets else 0.0,
+            "points_in_view": stats.points_in_view,
+            "points_occluded": stats.points_occluded,
+            "points_labeled": stats.points_labeled,
+            "points_won": stats.points_won,
+        }
+        for index, stats in enumerate(fusion.cameras)
+    ]
+    return {
+        "points_total": fusion.points_total,
+        "points_finite": fusion.points_finite,
+        "points_in_range": fusion.points_in_range,
+        "points_labeled": fusion.points_labeled,
+        "cameras_expected": len(fusion.cameras) if cameras_expected is None else cameras_expected,
+        "cameras_used": len(fusion.cameras),
+        "cameras": cameras,
+        "stage_names": list(result.timings_ms),
+        "stage_ms": [float(v) for v in result.timings_ms.values()],
+        "warnings": list(warnings or []),
+    }
+
+
 def fusion_status_message(
     result: FrameResult,
     header: Any = None,
@@ -58,32 +93,9 @@ def fusion_status_message(
 ) -> Any:
     """``seg_perception/FusionStatus`` for one fused cloud (stamp = the cloud's)."""
     msg = _messages()
-    fusion = result.fusion
-    cameras = []
-    for index, stats in enumerate(fusion.cameras):
-        cameras.append(
-            msg.CameraFusionStats(
-                camera_name=stats.name,
-                frame_id=frame_ids[index] if frame_ids else "",
-                time_offset=float(time_offsets[index]) if time_offsets else 0.0,
-                points_in_view=stats.points_in_view,
-                points_occluded=stats.points_occluded,
-                points_labeled=stats.points_labeled,
-                points_won=stats.points_won,
-            )
-        )
-    message = msg.FusionStatus(
-        points_total=fusion.points_total,
-        points_finite=fusion.points_finite,
-        points_in_range=fusion.points_in_range,
-        points_labeled=fusion.points_labeled,
-        cameras_expected=len(fusion.cameras) if cameras_expected is None else cameras_expected,
-        cameras_used=len(fusion.cameras),
-        cameras=cameras,
-        stage_names=list(result.timings_ms),
-        stage_ms=[float(v) for v in result.timings_ms.values()],
-        warnings=list(warnings or []),
-    )
+    values = fusion_status_fields(result, cameras_expected, frame_ids, time_offsets, warnings)
+    values["cameras"] = [msg.CameraFusionStats(**camera) for camera in values["cameras"]]
+    message = msg.FusionStatus(**values)
     if header is not None:
         message.header = header
     return message

@@ -1,0 +1,140 @@
+"""``seg-perception replay``, ``regress`` and ``make-bag``.
+
+Exit codes scripts can rely on: 0 success (replay: every cloud accounted for; regress: no
+regression), 1 regression found, 2 bad input (missing/truncated bag, unknown storage,
+topics that do not exist, bad options).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from seg_perception.bag.io import EXIT_BAD_INPUT, BagError
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    replay = commands.add_parser(
+        "replay",
+        help="run a rosbag2 (sqlite3/mcap) through the pipeline into an output bag",
+        description="Replay a bag offline and deterministically through the same Pipeline the "
+        "nodes run; write labeled clouds, label images, class map and status messages.",
+    )
+    replay.add_argument("bag", help="input bag folder")
+    replay.add_argument("--out", required=True, help="output bag folder (must not exist)")
+    replay.add_argument(
+        "--cloud-topic", default="", help="PointCloud2 topic (default: the only one)"
+    )
+    replay.add_argument(
+        "--camera", action="append", default=[], metavar="NAME:IMAGE_TOPIC:INFO_TOPIC[:LABELS]",
+        help="a camera (repeatable); with a 4th part, the bag's label images on that topic are "
+        "fused instead of segmenting images. Default: every Image topic with a CameraInfo "
+        "beside it",
+    )  # fmt: skip
+    replay.add_argument("--calibration", default="", help="extrinsics YAML (default: the bag's TF)")
+    replay.add_argument("--tolerance", type=float, default=0.05, help="match window (s)")
+    replay.add_argument("--no-occlusion", action="store_true")
+    replay.add_argument("--no-lidar-segmentation", action="store_true")
+    replay.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
+    replay.add_argument("--pictures", default="", help="folder for overlay pictures of each frame")
+    from seg_perception.cli import _add_engine_options
+
+    _add_engine_options(replay)
+    replay.set_defaults(func=_replay)
+
+    regress = commands.add_parser(
+        "regress", help="compare a replay output bag with a golden one; exit 1 on regression"
+    )
+    regress.add_argument("output", help="the new replay output bag")
+    regress.add_argument("golden", help="the golden replay output bag")
+    regress.add_argument("--min-point-agreement", type=float, default=1.0)
+    regress.add_argument("--min-pixel-agreement", type=float, default=1.0)
+    regress.add_argument("--max-class-count-change", type=float, default=0.0)
+    regress.set_defaults(func=_regress)
+
+    make = commands.add_parser(
+        "make-bag", help="write a bag of generated street scenes with exact truth"
+    )
+    make.add_argument("out", help="output bag folder (must not exist)")
+    make.add_argument("--frames", type=int, default=5)
+    make.add_argument("--seed", type=int, default=0)
+    make.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
+    make.set_defaults(func=_make_bag)
+
+
+def _cameras(specs: list[str]) -> list:
+    from seg_perception.bag.replay import CameraTopics
+
+    cameras = []
+    for spec in specs:
+        parts = spec.split(":")
+        if len(parts) not in (3, 4) or not all(parts):
+            raise BagError(
+                f"--camera needs NAME:IMAGE_TOPIC:INFO_TOPIC[:LABELS_TOPIC], got {spec!r}"
+            )
+        cameras.append(CameraTopics(*parts))
+    return cameras
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from seg_perception.bag.replay import ReplayConfig, replay
+    from seg_perception.cli import _engine_config
+    from seg_perception.core.fusion import FusionConfig
+    from seg_perception.engines.factory import create_engine, find_default_model
+    from seg_perception.lidar.segmenter import GeometricCloudSegmenter
+
+    cameras = _cameras(args.camera)
+    config = ReplayConfig(
+        cloud_topic=args.cloud_topic,
+        cameras=cameras,
+        fusion=replace(FusionConfig(), occlusion=not args.no_occlusion),
+        segment_cloud=not args.no_lidar_segmentation,
+        calibration=args.calibration,
+        tolerance_s=args.tolerance,
+        storage=args.storage,
+        pictures=args.pictures,
+    )
+    # Check the bag and its topics before loading a model: bad input fails fast.
+    from seg_perception.bag.io import open_bag, topic_types
+    from seg_perception.bag.replay import find_topics
+
+    with open_bag(args.bag) as reader:
+        find_topics(topic_types(reader), config)
+    engine = None
+    if not cameras or not all(c.labels_topic for c in cameras):
+        model, note = (args.model, "") if args.model else find_default_model()
+        if not model:
+            raise BagError(f"images must be segmented but {note}")
+        engine = create_engine(_engine_config(args, model))
+    segmenter = GeometricCloudSegmenter() if config.segment_cloud else None
+    summary = replay(args.bag, args.out, config, engine, segmenter, progress=True)
+    print(summary.format())
+    if args.pictures:
+        print(f"overlay pictures in {args.pictures}")
+    if not summary.accounted:
+        print("error: some clouds are neither processed nor reported as dropped")
+        return 1
+    return 0
+
+
+def _regress(args: argparse.Namespace) -> int:
+    from seg_perception.bag.regress import EXIT_REGRESSION, Tolerances, regress
+
+    tolerances = Tolerances(
+        args.min_point_agreement, args.min_pixel_agreement, args.max_class_count_change
+    )
+    report = regress(args.output, args.golden, tolerances)
+    print(report.format())
+    return 0 if report.passed else EXIT_REGRESSION
+
+
+def _make_bag(args: argparse.Namespace) -> int:
+    from seg_perception.bag.scene_bag import write_scene_bag
+
+    path = write_scene_bag(args.out, args.frames, args.seed, args.storage)
+    print(f"wrote {path}: {args.frames} generated frames with truth (/truth/...)")
+    return 0
+
+
+__all__ = ["EXIT_BAD_INPUT", "add_parsers"]

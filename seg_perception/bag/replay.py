@@ -1,0 +1,457 @@
+"""Offline, deterministic replay of a rosbag2 through the same Pipeline the nodes run.
+
+Clouds and camera images are paired with the fusion node's own matcher
+(:class:`seg_perception.core.sync.StampMatcher`, driven by header stamps only), camera
+models come from the bag's CameraInfo, extrinsics from its ``/tf_static`` and ``/tf``
+(parsed here, no tf2 needed) or from a calibration file, and every cloud read is either
+processed or reported as dropped with its reason. The output bag holds labeled clouds,
+class-colored clouds, label images, the class map and one FusionStatus per cloud, with
+the input stamps; it also records the replay configuration so ``regress`` can refuse to
+compare runs of different configurations.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from seg_perception.bag import messages as bagmsg
+from seg_perception.bag.io import (
+    BagError,
+    BagWriter,
+    has_own_messages,
+    open_bag,
+    topic_types,
+    typestore,
+)
+from seg_perception.core.camera_model import CameraModel
+from seg_perception.core.fusion import FusionConfig
+from seg_perception.core.labeled_cloud import labeled_fields, rgb_cloud
+from seg_perception.core.labels import LabelSet
+from seg_perception.core.pipeline import CameraInput, Frame, Pipeline
+from seg_perception.core.sync import CameraSync, StampMatcher
+from seg_perception.core.transforms import (
+    TransformError,
+    TransformTree,
+    invert_transform,
+    transform_from_translation_quaternion,
+)
+from seg_perception.ros.camera_info import camera_model_from_camera_info
+from seg_perception.ros.image_conversions import image_to_array, image_to_rgb8
+from seg_perception.ros.pointcloud2 import append_fields, cloud_xyz, pointcloud2_to_array
+
+CONFIG_KEY = "seg_perception.replay_config"
+IMAGE, INFO, CLOUD = (
+    "sensor_msgs/msg/Image",
+    "sensor_msgs/msg/CameraInfo",
+    "sensor_msgs/msg/PointCloud2",
+)
+TF = "tf2_msgs/msg/TFMessage"
+
+
+@dataclass
+class CameraTopics:
+    """One camera's topics. With ``labels_topic`` the bag's label images (mono8/mono16,
+    e.g. recorded from a camera segmentation node, or ground truth) are fused as they
+    are and ``image_topic`` is not needed; otherwise images are segmented by the engine."""
+
+    name: str
+    image_topic: str
+    info_topic: str
+    labels_topic: str = ""
+
+    @property
+    def data_topic(self) -> str:
+        return self.labels_topic or self.image_topic
+
+
+@dataclass
+class ReplayConfig:
+    """What to replay and how. Empty topics are found in the bag."""
+
+    cloud_topic: str = ""
+    cameras: list[CameraTopics] = field(default_factory=list)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    segment_cloud: bool = True
+    #: "" = extrinsics from the bag's /tf_static and /tf; else a calibration YAML file.
+    calibration: str = ""
+    tolerance_s: float = 0.05
+    #: Seconds added to a camera's stamps before matching, by camera name.
+    time_offsets: dict[str, float] = field(default_factory=dict)
+    max_pending: int = 2
+    storage: str = "mcap"
+    output_prefix: str = "/seg_perception"
+    write_label_images: bool = True
+    #: Folder for an overlay picture (labeled points over the camera image) per frame.
+    pictures: str = ""
+
+    def describe(self, engine_description: str) -> str:
+        """The settings that decide the output, as JSON (stored in the output bag)."""
+        values = asdict(self)
+        values.pop("storage")
+        values.pop("pictures")
+        values["engine"] = engine_description
+        return json.dumps(values, sort_keys=True, default=str)
+
+
+@dataclass
+class ReplaySummary:
+    clouds_read: int = 0
+    clouds_processed: int = 0
+    images_read: Counter = field(default_factory=Counter)
+    dropped: Counter = field(default_factory=Counter)
+    camera_warnings: Counter = field(default_factory=Counter)
+    timings_ms: Counter = field(default_factory=Counter)
+    wall_s: float = 0.0
+    output: str = ""
+
+    @property
+    def accounted(self) -> bool:
+        return self.clouds_read == self.clouds_processed + sum(
+            n for reason, n in self.dropped.items() if reason.startswith("cloud")
+        )
+
+    def format(self) -> str:
+        lines = [
+            f"clouds read {self.clouds_read}, processed {self.clouds_processed}, "
+            f"dropped {sum(n for r, n in self.dropped.items() if r.startswith('cloud'))}",
+            "images read: " + ", ".join(f"{k} {v}" for k, v in sorted(self.images_read.items())),
+        ]
+        lines += [f"  dropped: {reason}: {n}" for reason, n in sorted(self.dropped.items())]
+        lines += [f"  camera warning: {w}: {n}" for w, n in sorted(self.camera_warnings.items())]
+        total = sum(self.timings_ms.values()) or 1.0
+        lines.append(
+            f"time {self.wall_s:.2f} s ({self.clouds_processed / max(self.wall_s, 1e-9):.2f} "
+            "frames/s); per stage:"
+        )
+        lines += [
+            f"  {stage:18s} {ms:9.1f} ms  {100 * ms / total:5.1f}%"
+            for stage, ms in sorted(self.timings_ms.items(), key=lambda kv: -kv[1])
+        ]
+        lines.append(f"wrote {self.output}")
+        return "\n".join(lines)
+
+
+def _stamp(message: Any) -> int:
+    return int(message.header.stamp.sec) * 1_000_000_000 + int(message.header.stamp.nanosec)
+
+
+def find_topics(types: dict[str, str], config: ReplayConfig) -> tuple[str, list[CameraTopics]]:
+    """The cloud topic and cameras to use, from the configuration or the bag's contents."""
+    listing = ", ".join(f"{t} ({m})" for t, m in sorted(types.items()))
+    cloud = config.cloud_topic
+    if not cloud:
+        clouds = [t for t, m in types.items() if m == CLOUD]
+        if len(clouds) != 1:
+            raise BagError(
+                f"give --cloud-topic: the bag has {len(clouds)} PointCloud2 topics ({listing})"
+            )
+        cloud = clouds[0]
+    cameras = list(config.cameras)
+    if not cameras:
+        infos = {t.rsplit("/", 1)[0]: t for t, m in types.items() if m == INFO}
+        for topic, msgtype in sorted(types.items()):
+            base = topic.rsplit("/", 1)[0]
+            if msgtype == IMAGE and base in infos:
+                cameras.append(
+                    CameraTopics(base.rsplit("/", 1)[-1] or "camera", topic, infos[base])
+                )
+        if not cameras:
+            raise BagError(f"no Image topic with a CameraInfo beside it; the bag has: {listing}")
+    for topic, msgtype in [(cloud, CLOUD)] + [
+        pair for c in cameras for pair in ((c.data_topic, IMAGE), (c.info_topic, INFO))
+    ]:
+        if topic not in types:
+            raise BagError(f"topic {topic} is not in the bag; it has: {listing}")
+        if types[topic] != msgtype:
+            raise BagError(f"topic {topic} holds {types[topic]}, not {msgtype}")
+    return cloud, cameras
+
+
+def read_transforms(reader: Any) -> TransformTree:
+    """Every transform in the bag's /tf_static and /tf (latest value per frame pair)."""
+    tree = TransformTree()
+    connections = [c for c in reader.connections if c.msgtype == TF]
+    for connection, _, raw in reader.messages(connections=connections):
+        for transform in reader.deserialize(raw, connection.msgtype).transforms:
+            tree.add_transform_stamped(transform)
+    return tree
+
+
+def calibration_from_file(path: str) -> dict[str, np.ndarray]:
+    """``{camera: T_cam_from_lidar}`` from a YAML file of ``camera: [x y z qx qy qz qw]``
+    (the camera's pose in the LiDAR frame, as the fusion node's extrinsics parameter)."""
+    file = Path(path)
+    if not file.is_file():
+        raise BagError(f"calibration file not found: {file}")
+    data = yaml.safe_load(file.read_text()) or {}
+    result = {}
+    for name, pose in data.items():
+        if not isinstance(pose, list) or len(pose) != 7:
+            raise BagError(f"{file}: camera '{name}' needs [x, y, z, qx, qy, qz, qw], got {pose}")
+        result[name] = invert_transform(transform_from_translation_quaternion(pose[:3], pose[3:]))
+    return result
+
+
+class Replayer:
+    """Runs one bag through the pipeline; see :func:`replay`."""
+
+    def __init__(
+        self, config: ReplayConfig, label_source: Any | None, cloud_segmenter: Any | None
+    ) -> None:
+        self.config = config
+        self.label_source = label_source
+        label_set = getattr(label_source, "label_set", None) or LabelSet.cityscapes()
+        self.pipeline = Pipeline(label_source, cloud_segmenter, config.fusion, label_set)
+        self.store = typestore()
+        self.summary = ReplaySummary()
+
+    def run(self, bag: str | Path, output: str | Path, progress: bool = False) -> ReplaySummary:
+        start = time.perf_counter()
+        with open_bag(bag, self.store) as reader:
+            cloud_topic, cameras = find_topics(topic_types(reader), self.config)
+            extrinsics = (
+                calibration_from_file(self.config.calibration) if self.config.calibration else None
+            )
+            tree = read_transforms(reader) if extrinsics is None else None
+            writer = BagWriter(output, self.store, self.config.storage)
+            try:
+                self._write_preamble(writer, reader)
+                self._replay(reader, writer, cloud_topic, cameras, tree, extrinsics, progress)
+            except (BagError, TransformError):
+                raise
+            except Exception as error:  # sqlite/mcap/CDR errors of a broken bag
+                raise BagError(
+                    f"cannot read bag {bag} after {self.summary.clouds_read} clouds "
+                    f"({type(error).__name__}: {error}); is it truncated?"
+                ) from None
+            finally:
+                writer.close()
+        self.summary.wall_s = time.perf_counter() - start
+        self.summary.output = str(output)
+        return self.summary
+
+    # ------------------------------------------------------------------ internals
+    def _write_preamble(self, writer: BagWriter, reader: Any) -> None:
+        description = getattr(self.label_source, "description", "no 2D source")
+        writer.set_custom_data(CONFIG_KEY, self.config.describe(description))
+        start = reader.start_time
+        if has_own_messages(self.store):
+            message = bagmsg.class_map(
+                self.store, self.pipeline.label_set, bagmsg.header(self.store, start, "")
+            )
+            writer.write(f"{self.config.output_prefix}/class_map", message, start, latched=True)
+        tf = [c for c in reader.connections if c.topic == "/tf_static"]
+        for connection, timestamp, raw in reader.messages(connections=tf):
+            writer.write(
+                "/tf_static", reader.deserialize(raw, connection.msgtype), timestamp, latched=True
+            )
+
+    def _replay(
+        self, reader: Any, writer: BagWriter, cloud_topic: str, cameras: list[CameraTopics],
+        tree: TransformTree | None, extrinsics: dict[str, np.ndarray] | None, progress: bool,
+    ) -> None:  # fmt: skip
+        matcher = StampMatcher(
+            [
+                CameraSync(
+                    c.name,
+                    int(self.config.time_offsets.get(c.name, 0.0) * 1e9),
+                    int(self.config.tolerance_s * 1e9),
+                )
+                for c in cameras
+            ],
+            max_pending=self.config.max_pending,
+        )
+        index_of_image = {c.data_topic: i for i, c in enumerate(cameras)}
+        camera_of_info = {c.info_topic: c for c in cameras}
+        models: dict[str, tuple[CameraModel | None, str, str]] = {}
+        topics = {cloud_topic, *index_of_image, *camera_of_info}
+        connections = [c for c in reader.connections if c.topic in topics]
+        total = sum(c.msgcount for c in connections if c.topic == cloud_topic)
+        timings = self.summary.timings_ms
+        read_start = time.perf_counter()
+        for connection, timestamp, raw in reader.messages(connections=connections):
+            message = reader.deserialize(raw, connection.msgtype)
+            timings["read"] += (time.perf_counter() - read_start) * 1e3
+            topic = connection.topic
+            if topic == cloud_topic:
+                self.summary.clouds_read += 1
+                released = matcher.add_cloud(_stamp(message), (message, timestamp))
+            elif topic in index_of_image:
+                self.summary.images_read[cameras[index_of_image[topic]].name] += 1
+                released = matcher.add_camera(index_of_image[topic], _stamp(message), message)
+            else:
+                camera = camera_of_info[topic]
+                models[camera.name] = self._camera_model(message)
+                released = []
+            for frame in released:
+                self._process(frame, cameras, models, tree, extrinsics, writer)
+            if progress and topic == cloud_topic:
+                print(
+                    f"\rreplay: {self.summary.clouds_read}/{total} clouds", end="", file=sys.stderr
+                )
+            read_start = time.perf_counter()
+        for frame in matcher.flush():
+            self._process(frame, cameras, models, tree, extrinsics, writer)
+        if progress:
+            print(file=sys.stderr)
+        for reason, count in matcher.stats.dropped.items():
+            self.summary.dropped[reason] += count
+
+    @staticmethod
+    def _camera_model(message: Any) -> tuple[CameraModel | None, str, str]:
+        try:
+            return camera_model_from_camera_info(message), message.header.frame_id, ""
+        except ValueError as error:
+            return None, message.header.frame_id, f"bad CameraInfo: {error}"
+
+    def _process(
+        self, frame: Any, cameras: list[CameraTopics], models: dict, tree: TransformTree | None,
+        extrinsics: dict[str, np.ndarray] | None, writer: BagWriter,
+    ) -> None:  # fmt: skip
+        timings = self.summary.timings_ms
+        cloud_msg, log_time = frame.cloud
+        start = time.perf_counter()
+        try:
+            cloud = pointcloud2_to_array(cloud_msg)
+        except ValueError as error:
+            self.summary.dropped[f"cloud: malformed PointCloud2 ({error})"] += 1
+            return
+        inputs, warnings, headers = [], [], []
+        for camera, match in zip(cameras, frame.cameras, strict=True):
+            if match is None:
+                warnings.append(f"camera '{camera.name}': no image within its time window")
+                continue
+            try:
+                inputs.append(
+                    self._camera_input(camera, match.item, cloud_msg, models, tree, extrinsics)
+                )
+                headers.append(match.item.header)
+            except (BagError, TransformError, ValueError) as error:
+                warnings.append(f"camera '{camera.name}': {error}")
+        for warning in warnings:
+            self.summary.camera_warnings[warning] += 1
+        timings["convert"] += (time.perf_counter() - start) * 1e3
+        try:
+            result = self.pipeline.process(
+                Frame(cloud, inputs, frame.stamp_ns, cloud_msg.header.frame_id)
+            )
+        except ValueError as error:
+            self.summary.dropped[f"cloud: pipeline refused it ({error})"] += 1
+            return
+        for stage, ms in result.timings_ms.items():
+            timings[stage] += ms
+        start = time.perf_counter()
+        self._write(
+            writer, log_time, cloud_msg, cloud, result, inputs, headers, warnings, len(cameras)
+        )
+        timings["write"] += (time.perf_counter() - start) * 1e3
+        if self.config.pictures:
+            start = time.perf_counter()
+            self._picture(cloud, result, inputs, cloud_msg.header)
+            timings["pictures"] += (time.perf_counter() - start) * 1e3
+        self.summary.clouds_processed += 1
+
+    def _camera_input(
+        self, camera: CameraTopics, image_msg: Any, cloud_msg: Any, models: dict,
+        tree: TransformTree | None, extrinsics: dict[str, np.ndarray] | None,
+    ) -> CameraInput:  # fmt: skip
+        model, frame_id, error = models.get(camera.name, (None, "", "no CameraInfo yet"))
+        if model is None:
+            raise BagError(error)
+        if extrinsics is not None:
+            if camera.name not in extrinsics:
+                raise BagError(f"no extrinsics for it in {self.config.calibration}")
+            transform = extrinsics[camera.name]
+        else:
+            transform = tree.lookup(
+                frame_id or image_msg.header.frame_id, cloud_msg.header.frame_id
+            )
+        if camera.labels_topic:
+            labels = image_to_array(image_msg)
+            if labels.ndim != 2:
+                raise BagError(
+                    f"{camera.labels_topic} holds {image_msg.encoding}, not mono8/mono16"
+                )
+            return CameraInput(
+                name=camera.name, model=model, T_cam_from_lidar=transform, labels=labels,
+                frame_id=frame_id, labels_description=f"label images from {camera.labels_topic}",
+            )  # fmt: skip
+        return CameraInput(
+            name=camera.name, model=model, T_cam_from_lidar=transform,
+            image=image_to_rgb8(image_msg), frame_id=frame_id,
+        )  # fmt: skip
+
+    def _write(
+        self, writer: BagWriter, log_time: int, cloud_msg: Any, cloud: np.ndarray, result: Any,
+        inputs: list[CameraInput], headers: list[Any], warnings: list[str], expected: int,
+    ) -> None:  # fmt: skip
+        prefix, store = self.config.output_prefix, self.store
+        header = cloud_msg.header
+        labeled = append_fields(cloud, labeled_fields(result))
+        writer.write(
+            f"{prefix}/labeled_points", bagmsg.pointcloud2(store, labeled, header), log_time
+        )
+        colored = rgb_cloud(cloud_xyz(cloud), result.fusion.label, self.pipeline.label_set)
+        writer.write(
+            f"{prefix}/labeled_points_rgb", bagmsg.pointcloud2(store, colored, header), log_time
+        )
+        if self.config.write_label_images:
+            encoding = self.pipeline.label_set.image_encoding
+            for camera, segmentation, image_header in zip(
+                inputs, result.segmentations, headers, strict=True
+            ):
+                message = bagmsg.image(store, segmentation.labels, encoding, image_header)
+                writer.write(f"{prefix}/{camera.name}/labels", message, log_time)
+        if has_own_messages(store):
+            status = bagmsg.fusion_status(
+                store, result, header, cameras_expected=expected,
+                frame_ids=[c.frame_id for c in inputs], warnings=warnings,
+            )  # fmt: skip
+            writer.write(f"{prefix}/fusion_status", status, log_time)
+
+    def _picture(
+        self, cloud: np.ndarray, result: Any, inputs: list[CameraInput], header: Any
+    ) -> None:
+        """Labeled points over each camera's image: shows the projection is right."""
+        import cv2
+
+        from seg_perception.core.transforms import transform_points
+        from seg_perception.visualize import overlay_points
+
+        folder = Path(self.config.pictures)
+        folder.mkdir(parents=True, exist_ok=True)
+        xyz = cloud_xyz(cloud)
+        colors = self.pipeline.label_set.colorize(result.fusion.label)
+        for index, camera in enumerate(inputs):
+            projection = camera.model.project(transform_points(camera.T_cam_from_lidar, xyz))
+            shown = projection.valid & (result.fusion.camera == index)
+            background = camera.image
+            if background is None:
+                background = self.pipeline.label_set.colorize(camera.labels)
+            picture = overlay_points(
+                background, projection.uv[shown], projection.depth[shown], colors[shown]
+            )
+            stamp = f"{header.stamp.sec}.{header.stamp.nanosec:09d}"
+            path = folder / f"overlay_{camera.name}_{stamp}.png"
+            cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+
+
+def replay(
+    bag: str | Path,
+    output: str | Path,
+    config: ReplayConfig,
+    label_source: Any | None,
+    cloud_segmenter: Any | None = None,
+    progress: bool = False,
+) -> ReplaySummary:
+    """Replay ``bag`` into ``output``; returns the summary (every cloud accounted for)."""
+    return Replayer(config, label_source, cloud_segmenter).run(bag, output, progress)

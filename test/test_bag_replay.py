@@ -1,0 +1,246 @@
+"""Offline replay of real and generated bags: determinism, accounting, readers, regressions."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rosbags", reason="needs the rosbags library")
+pytest.importorskip("onnxruntime", reason="needs onnxruntime")
+
+from onnx_models import label_set_yaml, palette_model
+
+from seg_perception.bag.io import BagError, open_bag
+from seg_perception.bag.regress import regress
+from seg_perception.bag.replay import CameraTopics, ReplayConfig, replay
+from seg_perception.bag.scene_bag import write_scene_bag
+from seg_perception.bag.testing import replay_and_compare
+from seg_perception.cli import main
+from seg_perception.core.fusion import FusionConfig
+from seg_perception.engines import EngineConfig, create_engine
+from seg_perception.lidar.segmenter import GeometricCloudSegmenter
+from seg_perception.ros.camera_info import camera_model_from_camera_info
+from seg_perception.ros.image_conversions import image_to_array
+from seg_perception.ros.pointcloud2 import cloud_xyz, pointcloud2_to_array
+
+LABEL_FIELDS = ("confidence", "label", "camera", "lidar_class", "cluster")
+
+
+@pytest.fixture(scope="module")
+def palette(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("palette")
+    model = palette_model(folder / "palette.onnx")
+    return create_engine(
+        EngineConfig(model=str(model), input_size=None, resize="none",
+                     label_set=str(label_set_yaml(folder / "labels.yaml")))
+    )  # fmt: skip
+
+
+def _clouds(path: Path) -> list[np.ndarray]:
+    with open_bag(path) as reader:
+        connections = [c for c in reader.connections if c.topic == "/seg_perception/labeled_points"]
+        return [
+            np.array(pointcloud2_to_array(reader.deserialize(raw, c.msgtype)))
+            for c, _, raw in reader.messages(connections=connections)
+        ]
+
+
+def test_kitti_replay_is_deterministic_accounted_and_readable(kitti_bag, tmp_path, palette):
+    segmenter = GeometricCloudSegmenter()
+    first = replay(
+        kitti_bag, tmp_path / "a", ReplayConfig(pictures=str(tmp_path / "pics")), palette, segmenter
+    )
+    second = replay(kitti_bag, tmp_path / "b", ReplayConfig(), palette, segmenter)
+    assert first.clouds_read == 5 and first.clouds_processed == 5 and first.accounted
+    assert not first.dropped and second.clouds_processed == 5
+    a, b = _clouds(tmp_path / "a"), _clouds(tmp_path / "b")
+    assert len(a) == len(b) == 5
+    for cloud_a, cloud_b in zip(a, b, strict=True):
+        for name in LABEL_FIELDS:  # byte-identical label fields
+            assert cloud_a[name].tobytes() == cloud_b[name].tobytes(), name
+        assert np.count_nonzero(cloud_a["label"] != 255) > 10000
+    assert len(list((tmp_path / "pics").glob("overlay_*.png"))) == 5
+
+    # The mcap tools read it too, custom messages included (their schemas are embedded).
+    mcap_reader = pytest.importorskip("mcap.reader", reason="needs the mcap package")
+    decoder = pytest.importorskip("mcap_ros2.decoder", reason="needs mcap-ros2-support")
+    (mcap_file,) = (tmp_path / "a").glob("*.mcap")
+    topics = {}
+    with mcap_file.open("rb") as stream:
+        reader = mcap_reader.make_reader(stream, decoder_factories=[decoder.DecoderFactory()])
+        for schema, channel, _, decoded in reader.iter_decoded_messages():
+            topics.setdefault(channel.topic, (schema.name, decoded))
+    assert topics["/seg_perception/fusion_status"][0] == "seg_perception/msg/FusionStatus"
+    assert topics["/seg_perception/fusion_status"][1].points_labeled > 10000
+    assert topics["/seg_perception/class_map"][1].label_set == "palette"
+    assert topics["/seg_perception/labeled_points"][1].header.frame_id == "velo_link"
+
+
+def test_output_clouds_project_onto_their_label_images(kitti_bag, tmp_path, palette):
+    replay(kitti_bag, tmp_path / "out", ReplayConfig(), palette, None)
+    with open_bag(kitti_bag) as reader:
+        info = next(
+            reader.deserialize(raw, c.msgtype)
+            for c, _, raw in reader.messages()
+            if c.msgtype == "sensor_msgs/msg/CameraInfo"
+        )
+        tf = next(
+            reader.deserialize(raw, c.msgtype).transforms[0]
+            for c, _, raw in reader.messages()
+            if c.topic == "/tf_static"
+        )
+    from seg_perception.core.transforms import TransformTree, transform_points
+
+    tree = TransformTree()
+    tree.add_transform_stamped(tf)
+    model = camera_model_from_camera_info(info)
+    with open_bag(tmp_path / "out") as reader:
+        images, clouds = [], []
+        for connection, _, raw in reader.messages():
+            message = reader.deserialize(raw, connection.msgtype)
+            if connection.topic.endswith("/labels"):
+                images.append(image_to_array(message))
+            elif connection.topic.endswith("/labeled_points"):
+                clouds.append(pointcloud2_to_array(message))
+    assert len(images) == len(clouds) == 5
+    T = tree.lookup("camera_color_left", "velo_link")
+    for labels, cloud in zip(images, clouds, strict=True):
+        projection = model.project(transform_points(T, cloud_xyz(cloud)))
+        labeled = cloud["label"] != 255
+        assert np.all(projection.valid[labeled])
+        rows, cols = projection.pixel_indices()
+        pixel_labels = np.full(len(cloud), 255, np.uint8)
+        pixel_labels[projection.valid] = labels[rows, cols]
+        np.testing.assert_array_equal(cloud["label"][labeled], pixel_labels[labeled])
+
+
+def test_regression_from_a_flipped_setting_is_detected(kitti_bag, tmp_path, palette, capsys):
+    replay(kitti_bag, tmp_path / "golden", ReplayConfig(), palette, None)
+    replay(kitti_bag, tmp_path / "same", ReplayConfig(), palette, None)
+    flipped = ReplayConfig(fusion=FusionConfig(occlusion=False))
+    replay(kitti_bag, tmp_path / "flipped", flipped, palette, None)
+    assert regress(tmp_path / "same", tmp_path / "golden").passed
+    report = regress(tmp_path / "flipped", tmp_path / "golden")
+    assert not report.passed
+    text = report.format()
+    assert "configuration changed: fusion.occlusion: True -> False" in text
+    assert "label agreement" in text and "REGRESSION" in text
+    assert any("unlabeled" in line and "->" in line for line in report.lines)
+    assert main(["regress", str(tmp_path / "flipped"), str(tmp_path / "golden")]) == 1
+    assert main(["regress", str(tmp_path / "same"), str(tmp_path / "golden")]) == 0
+    assert "PASS: no regression" in capsys.readouterr().out
+
+
+def test_pytest_helper_replays_and_compares(kitti_bag, tmp_path, palette):
+    replay(kitti_bag, tmp_path / "golden", ReplayConfig(), palette, GeometricCloudSegmenter())
+    report = replay_and_compare(kitti_bag, tmp_path / "golden", tmp_path, label_source=palette)
+    assert report.passed, report.format()
+
+
+def test_generated_scene_bag_replays_with_its_truth(tmp_path, capsys):
+    bag = write_scene_bag(tmp_path / "scenes", frames=2, seed=3)
+    camera = CameraTopics("front", "/front/image_raw", "/front/camera_info", "/truth/front/labels")
+    summary = replay(
+        bag,
+        tmp_path / "out",
+        ReplayConfig(cloud_topic="/lidar/points", cameras=[camera]),
+        None,
+        None,
+    )
+    assert summary.clouds_processed == 2 and summary.accounted
+    with open_bag(bag) as reader:
+        connections = [c for c in reader.connections if c.topic == "/truth/points"]
+        truths = [
+            pointcloud2_to_array(reader.deserialize(raw, c.msgtype))["truth"]
+            for c, _, raw in reader.messages(connections=connections)
+        ]
+    for cloud, truth in zip(_clouds(tmp_path / "out"), truths, strict=True):
+        labeled = cloud["label"] != 255
+        assert labeled.sum() > 10000
+        assert np.mean(cloud["label"][labeled] == truth[labeled]) > 0.97
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_missing_bag(tmp_path, capsys):
+    assert (
+        main(["replay", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), "--model", "x.onnx"])
+        == 2
+    )
+    assert "bag not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("keep", [4096, 0.6])
+def test_truncated_bag(kitti_bag, tmp_path, capsys, keep):
+    broken = tmp_path / "broken"
+    shutil.copytree(kitti_bag, broken)
+    (database,) = broken.glob("*.db3")
+    data = database.read_bytes()
+    database.write_bytes(data[: keep if isinstance(keep, int) else int(len(data) * keep)])
+    code = main(["replay", str(broken), "--out", str(tmp_path / "o"), "--model", "x.onnx"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cannot open bag" in err or "cannot read bag" in err
+    assert "Traceback" not in err
+
+
+def test_unknown_storage_format(kitti_bag, tmp_path):
+    odd = tmp_path / "odd"
+    shutil.copytree(kitti_bag, odd)
+    metadata = odd / "metadata.yaml"
+    metadata.write_text(
+        metadata.read_text().replace("storage_identifier: sqlite3", "storage_identifier: parquet")
+    )
+    with pytest.raises(BagError, match=r"cannot open bag"), open_bag(odd):
+        pass
+
+
+def test_topics_that_do_not_exist_are_listed(kitti_bag, tmp_path, palette):
+    with pytest.raises(
+        BagError,
+        match=r"topic /velodyne_points is not in the bag; it has: .*/kitti/velo/pointcloud",
+    ):
+        replay(kitti_bag, tmp_path / "o", ReplayConfig(cloud_topic="/velodyne_points"), palette)
+    with pytest.raises(
+        BagError, match=r"holds sensor_msgs/msg/Image, not sensor_msgs/msg/PointCloud2"
+    ):
+        replay(
+            kitti_bag,
+            tmp_path / "o2",
+            ReplayConfig(cloud_topic="/kitti/camera_color_left/image_raw"),
+            palette,
+        )
+
+
+def test_clouds_without_a_matching_camera_frame_are_still_accounted(kitti_bag, tmp_path):
+    camera = CameraTopics(
+        "left", "/kitti/camera_color_left/image_raw", "/kitti/camera_color_left/camera_info"
+    )
+    # A camera offset far outside the window: no image ever matches.
+    config = ReplayConfig(cameras=[camera], tolerance_s=0.01, time_offsets={"left": 1.0})
+    summary = replay(kitti_bag, tmp_path / "o", config, None, None)
+    assert summary.accounted and summary.clouds_read == 5 and summary.clouds_processed == 5
+    assert summary.camera_warnings == {"camera 'left': no image within its time window": 5}
+    assert all(np.all(cloud["label"] == 255) for cloud in _clouds(tmp_path / "o"))
+
+
+def test_output_bag_that_exists_is_refused(kitti_bag, tmp_path, palette):
+    (tmp_path / "o").mkdir()
+    with pytest.raises(BagError, match="exists already"):
+        replay(kitti_bag, tmp_path / "o", ReplayConfig(), palette)
+
+
+def test_golden_from_another_label_set_is_refused(kitti_bag, tmp_path, palette):
+    replay(kitti_bag, tmp_path / "palette", ReplayConfig(), palette)
+    scene = write_scene_bag(tmp_path / "scenes", frames=1)
+    camera = CameraTopics("front", "/front/image_raw", "/front/camera_info", "/truth/front/labels")
+    replay(
+        scene,
+        tmp_path / "scene_out",
+        ReplayConfig(cloud_topic="/lidar/points", cameras=[camera]),
+        None,
+    )
+    with pytest.raises(BagError, match="another label set"):
+        regress(tmp_path / "scene_out", tmp_path / "palette")
