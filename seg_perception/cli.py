@@ -184,10 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=_bench)
 
     from seg_perception.bag.cli import add_parsers as add_bag_parsers
+    from seg_perception.evaluation.cli import add_parsers as add_eval_parsers
     from seg_perception.lidar.cli import add_parsers as add_lidar_parsers
 
     add_lidar_parsers(commands)
     add_bag_parsers(commands)
+    add_eval_parsers(commands)
     return parser
 
 
