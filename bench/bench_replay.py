@@ -57,9 +57,8 @@ def main() -> int:
                 f"{summary.clouds_processed / summary.wall_s:.2f} frames/s"
             )
             for stage, ms in sorted(summary.timings_ms.items(), key=lambda kv: -kv[1]):
-                print(
-                    f"  {stage:16s} {ms / summary.clouds_processed:8.1f} ms/frame {100 * ms / total:6.1f}%"
-                )
+                per_frame = ms / summary.clouds_processed
+                print(f"  {stage:16s} {per_frame:8.1f} ms/frame {100 * ms / total:6.1f}%")
             print(f"I/O and conversions: {100 * io / total:.1f}% of the time (target < 15%)")
     return 0
 
