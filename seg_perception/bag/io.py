@@ -78,17 +78,6 @@ def topic_types(reader: Any) -> dict[str, str]:
     return {name: info.msgtype for name, info in reader.topics.items()}
 
 
-def require_topics(reader: Any, wanted: dict[str, str]) -> None:
-    """Check that ``wanted`` topics exist with the wanted types; list what exists if not."""
-    available = topic_types(reader)
-    listing = ", ".join(f"{t} ({m})" for t, m in sorted(available.items()))
-    for topic, msgtype in wanted.items():
-        if topic not in available:
-            raise BagError(f"topic {topic} is not in the bag; it has: {listing}")
-        if msgtype and available[topic] != msgtype:
-            raise BagError(f"topic {topic} holds {available[topic]}, not {msgtype}")
-
-
 def _latched_qos() -> Any:
     """Transient-local QoS, so `ros2 bag play` republishes /tf_static and class maps latched."""
     from rosbags.interfaces import (
