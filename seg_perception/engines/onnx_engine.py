@@ -58,6 +58,9 @@ class OnnxRuntimeEngine(SegmentationEngine):
         if config.num_threads:
             options.intra_op_num_threads = config.num_threads
         options.log_severity_level = 3
+        # Idle pool threads sleep instead of spinning: the engine shares the cores with the
+        # LiDAR segmenter, fusion and DDS in a node, where spinning only steals their time.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
                 str(path), sess_options=options, providers=_providers(ort, config.device)

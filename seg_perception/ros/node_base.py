@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 import rclpy
+from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
@@ -28,7 +29,13 @@ from seg_perception.ros.params import (
 from seg_perception.ros.qos import qos_profile
 
 #: Exceptions that mean "this configuration cannot work" when raised while starting.
-STARTUP_ERRORS: tuple[type[BaseException], ...] = (StartupError, ValueError, OSError, RuntimeError)
+STARTUP_ERRORS: tuple[type[BaseException], ...] = (
+    StartupError,
+    ParameterException,
+    ValueError,
+    OSError,
+    RuntimeError,
+)
 
 
 class SegPerceptionNode(Node):

@@ -36,6 +36,7 @@ from seg_perception.core.pipeline import CameraInput, Frame, FrameResult, Pipeli
 from seg_perception.core.sync import CameraSync, MatchedFrame, StampMatcher
 from seg_perception.core.transforms import (
     TransformError,
+    check_rigid,
     invert_transform,
     transform_from_translation_quaternion,
 )
@@ -45,7 +46,7 @@ from seg_perception.ros.image_conversions import image_to_array
 from seg_perception.ros.messages import fusion_status_message
 from seg_perception.ros.node_base import SegPerceptionNode, run_node
 from seg_perception.ros.node_params import FUSION_PARAMS, fusion_config
-from seg_perception.ros.params import Param, StartupError
+from seg_perception.ros.params import Param, StartupError, declare_parameters
 from seg_perception.ros.pointcloud2 import (
     append_pointcloud2_fields,
     array_to_pointcloud2,
@@ -101,8 +102,12 @@ class FusionNode(SegPerceptionNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(self.NODE_NAME, **kwargs)
         names = list(self.params["cameras"])
-        if not 1 <= len(names) <= MAX_CAMERAS or len(set(names)) != len(names):
-            raise StartupError(f"cameras must be 1-{MAX_CAMERAS} distinct names, got {names}")
+        valid = all(name and name.replace("_", "").isalnum() for name in names)
+        if not valid or not 1 <= len(names) <= MAX_CAMERAS or len(set(names)) != len(names):
+            raise StartupError(
+                f"cameras must be 1-{MAX_CAMERAS} distinct names of letters, digits and _, "
+                f"got {names}"
+            )
         self.cameras = [self._declare_camera(name) for name in names]
         self.finish_parameters()
         self.label_set = LabelSet.from_name_or_path(self.params["label_set"])
@@ -153,14 +158,15 @@ class FusionNode(SegPerceptionNode):
     # ------------------------------------------------------------------ set-up
     def _declare_camera(self, name: str) -> CameraState:
         prefix = f"camera.{name}"
-        values = {
-            key: self.declare_parameter(f"{prefix}.{key}", default).value
-            for key, default in (
-                ("time_offset", 0.0),
-                ("tolerance", 0.05),
-                ("extrinsics", NO_EXTRINSICS),
-            )
-        }
+        declared = declare_parameters(self, (
+            Param(f"{prefix}.time_offset", 0.0, "Seconds added to this camera's stamps before "
+                  "matching them with clouds.", -10.0, 10.0),
+            Param(f"{prefix}.tolerance", 0.05, "Largest stamp difference (s) of a match.",
+                  0.0, 10.0),
+            Param(f"{prefix}.extrinsics", NO_EXTRINSICS, "Camera pose in the LiDAR frame: "
+                  "[x, y, z, qx, qy, qz, qw] (unset: TF)."),
+        ))  # fmt: skip
+        values = {key.rsplit(".", 1)[1]: value for key, value in declared.items()}
         extrinsics = None
         pose = [float(v) for v in values["extrinsics"]]
         if len(pose) != 7:
@@ -169,6 +175,7 @@ class FusionNode(SegPerceptionNode):
             )
         if any(pose[3:]):
             extrinsics = invert_transform(transform_from_translation_quaternion(pose[:3], pose[3:]))
+            check_rigid(extrinsics, f"{prefix}.extrinsics")  # NaN/inf: stop at start-up
         source = self.params["extrinsics_source"]
         if source == "parameters" and extrinsics is None:
             raise StartupError(
@@ -318,6 +325,14 @@ class FusionNode(SegPerceptionNode):
         if camera.model is None:
             raise CameraSkippedError(camera.model_error or "no CameraInfo received yet")
         fields = self.camera_input(camera, item)
+        width, height = camera.model.image_size
+        for key in ("labels", "confidence", "image"):
+            array = fields.get(key)
+            if array is not None and array.shape[:2] != (height, width):
+                raise CameraSkippedError(
+                    f"{key} is {array.shape[1]}x{array.shape[0]} but its CameraInfo describes "
+                    f"a {width}x{height} image"
+                )
         frame_id = camera.info.header.frame_id
         transform = camera.extrinsics
         if transform is None:
