@@ -17,37 +17,40 @@ MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
-def palette_model(
-    path: Path, stride: int = 4, class_ids: bool = False, input_name: str = "images"
+def conv1x1_model(
+    path: Path,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    input_name: str,
+    input_shape: list,
+    stride: int = 1,
+    class_ids: bool = False,
 ) -> Path:
-    """Write the palette classifier: logits_c(x) = -|x - color_c|^2 / 2 (+ const), pooled."""
+    """Write an ONNX model: a 1x1 convolution (``weight`` (C, K, 1, 1), ``bias`` (C,)),
+    optionally average-pooled by ``stride`` and arg-maxed to class ids."""
     import onnx
     from onnx import TensorProto, helper
 
-    normalized = (PALETTE / 255.0 - MEAN) / STD  # (C, 3): the colors after preprocessing
-    # -|x - p|^2 / 2 = x.p - |p|^2 / 2 - |x|^2 / 2; the last term is the same for every class.
-    weight = normalized.reshape(len(PALETTE), 3, 1, 1).astype(np.float32)
-    bias = (-0.5 * (normalized**2).sum(axis=1)).astype(np.float32)
+    classes = weight.shape[0]
     nodes = [
-        helper.make_node("Conv", [input_name, "w", "b"], ["scores"]),
-        helper.make_node(
-            "AveragePool",
-            ["scores"],
-            ["logits"],
-            kernel_shape=[stride, stride],
-            strides=[stride, stride],
-        ),
+        helper.make_node("Conv", [input_name, "w", "b"], ["scores" if stride > 1 else "logits"])
     ]
-    output = helper.make_tensor_value_info(
-        "logits", TensorProto.FLOAT, ["n", len(PALETTE), "h", "w"]
-    )
+    if stride > 1:
+        nodes.append(
+            helper.make_node(
+                "AveragePool", ["scores"], ["logits"], kernel_shape=[stride, stride],
+                strides=[stride, stride],
+            )
+        )  # fmt: skip
+    batch = input_shape[0]
+    output = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, classes, "h", "w"])
     if class_ids:
         nodes.append(helper.make_node("ArgMax", ["logits"], ["ids"], axis=1, keepdims=0))
-        output = helper.make_tensor_value_info("ids", TensorProto.INT64, ["n", "h", "w"])
+        output = helper.make_tensor_value_info("ids", TensorProto.INT64, [batch, "h", "w"])
     graph = helper.make_graph(
         nodes,
-        "palette",
-        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["n", 3, "H", "W"])],
+        Path(path).stem,
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, input_shape)],
         [output],
         [
             helper.make_tensor("w", TensorProto.FLOAT, weight.shape, weight.ravel()),
@@ -58,7 +61,18 @@ def palette_model(
     model.ir_version = 8
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
-    return path
+    return Path(path)
+
+
+def palette_model(
+    path: Path, stride: int = 4, class_ids: bool = False, input_name: str = "images"
+) -> Path:
+    """Write the palette classifier: logits_c(x) = -|x - color_c|^2 / 2 (+ const), pooled."""
+    normalized = (PALETTE / 255.0 - MEAN) / STD  # (C, 3): the colors after preprocessing
+    # -|x - p|^2 / 2 = x.p - |p|^2 / 2 - |x|^2 / 2; the last term is the same for every class.
+    weight = normalized.reshape(len(PALETTE), 3, 1, 1).astype(np.float32)
+    bias = (-0.5 * (normalized**2).sum(axis=1)).astype(np.float32)
+    return conv1x1_model(path, weight, bias, input_name, ["n", 3, "H", "W"], stride, class_ids)
 
 
 def palette_picture(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:

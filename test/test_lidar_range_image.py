@@ -118,33 +118,13 @@ MEAN_RANGE, STD_RANGE = 12.12, 12.32
 def _threshold_model(path, threshold: float = 10.0, class_ids: bool = False):
     """A 1x1 convolution that says class 1 where range > ``threshold``, else 0, on the
     normalized range channel (channel 0 of 5): a model whose answer is known per pixel."""
-    import onnx
-    from onnx import TensorProto, helper
+    from onnx_models import conv1x1_model
 
     t = (threshold - MEAN_RANGE) / STD_RANGE
     weight = np.zeros((2, 5, 1, 1), np.float32)
     weight[0, 0], weight[1, 0] = -1.0, 1.0
     bias = np.array([t, -t], np.float32)
-    nodes = [helper.make_node("Conv", ["range_image", "w", "b"], ["logits"])]
-    output = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 2, "H", "W"])
-    if class_ids:
-        nodes.append(helper.make_node("ArgMax", ["logits"], ["ids"], axis=1, keepdims=0))
-        output = helper.make_tensor_value_info("ids", TensorProto.INT64, [1, "H", "W"])
-    graph = helper.make_graph(
-        nodes,
-        "threshold",
-        [helper.make_tensor_value_info("range_image", TensorProto.FLOAT, [1, 5, "H", "W"])],
-        [output],
-        [
-            helper.make_tensor("w", TensorProto.FLOAT, weight.shape, weight.ravel()),
-            helper.make_tensor("b", TensorProto.FLOAT, bias.shape, bias),
-        ],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return conv1x1_model(path, weight, bias, "range_image", [1, 5, "H", "W"], class_ids=class_ids)
 
 
 @pytest.fixture(scope="module")
