@@ -55,26 +55,45 @@ def _extrinsics(bag: dict) -> list[float]:
     return [t.x, t.y, t.z, q.x, q.y, q.z, q.w]
 
 
-def _offline(bag: dict, model: str, label_set: str) -> list[dict[str, np.ndarray]]:
-    """The same frames through the offline Pipeline: what the nodes must reproduce."""
+def _offline(
+    bag: dict, model: str, label_set: str, poses: dict[str, list[float]] | None = None
+) -> list[dict[str, np.ndarray]]:
+    """The same frames through the offline Pipeline: what the nodes must reproduce.
+
+    ``poses``: camera name -> pose in the LiDAR frame (all cameras see the bag's image);
+    default: one camera 'front' at the bag's extrinsics."""
     engine = create_engine(
         EngineConfig(model=model, input_size=None, resize="none", label_set=label_set)
     )
     pipeline = Pipeline(label_source=engine, cloud_segmenter=GeometricCloudSegmenter())
-    pose = _extrinsics(bag)
-    T_cam_from_lidar = invert_transform(transform_from_translation_quaternion(pose[:3], pose[3:]))
+    poses = poses or {"front": _extrinsics(bag)}
+    transforms = {
+        name: invert_transform(transform_from_translation_quaternion(pose[:3], pose[3:]))
+        for name, pose in poses.items()
+    }
     results = []
     for image, info, cloud in zip(bag[IMAGE], bag[INFO], bag[CLOUD], strict=True):
-        camera = CameraInput(
-            "front",
-            camera_model_from_camera_info(info),
-            T_cam_from_lidar,
-            image=image_to_rgb8(image),
-        )
-        result = pipeline.process(Frame(pointcloud2_to_array(cloud), [camera]))
+        cameras = [
+            CameraInput(name, camera_model_from_camera_info(info), T, image=image_to_rgb8(image))
+            for name, T in transforms.items()
+        ]
+        result = pipeline.process(Frame(pointcloud2_to_array(cloud), cameras))
         fields = labeled_fields(result)
         results.append({name: np.asarray(value) for name, value in fields.items()})
     return results
+
+
+def _turned(pose: list[float], degrees: float) -> list[float]:
+    """The same camera pose turned about its optical y axis (a second, differently aimed
+    camera that sees the same picture: enough to make cameras disagree)."""
+    from seg_perception.core.transforms import make_transform, matrix_to_quaternion
+
+    angle = np.radians(degrees)
+    turn = np.array(
+        [[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]]
+    )
+    matrix = transform_from_translation_quaternion(pose[:3], pose[3:]) @ make_transform(turn)
+    return [*matrix[:3, 3].tolist(), *matrix_to_quaternion(matrix[:3, :3]).tolist()]
 
 
 def test_three_nodes_over_dds_equal_the_offline_pipeline(kitti_bag, tmp_path):
@@ -174,3 +193,61 @@ def test_three_nodes_over_dds_equal_the_offline_pipeline(kitti_bag, tmp_path):
             np.testing.assert_array_equal(got[name], values, err_msg=name)
         assert np.count_nonzero(got["label"] != 255) > 10000
         assert set(np.unique(got["lidar_class"])) >= {1, 2}
+
+
+def test_single_process_node_with_two_cameras_equals_the_offline_pipeline(kitti_bag, tmp_path):
+    bag = read_bag_as_rclpy(kitti_bag)
+    model = str(palette_model(tmp_path / "palette.onnx"))
+    labels = str(label_set_yaml(tmp_path / "palette.yaml"))
+    poses = {"front": _extrinsics(bag), "left": _turned(_extrinsics(bag), 12.0)}
+    domain = next_domain()
+    params = {"engine.model": model, "engine.label_set": labels, "label_set": labels}
+    params["cameras"] = list(poses)
+    remaps = {"points": "/velo/points"}
+    for name, pose in poses.items():
+        params[f"camera.{name}.extrinsics"] = pose
+        remaps[f"{name}/image"] = "/cam/image"
+        remaps[f"{name}/camera_info"] = "/cam/camera_info"
+    with running_nodes([node_command("pipeline", params, remaps)], domain) as processes:
+        context = rclpy.context.Context()
+        rclpy.init(context=context, domain_id=domain)
+        try:
+            node = rclpy.create_node("bag_player", context=context)
+            reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+            image_pub = node.create_publisher(Image, "/cam/image", reliable)
+            info_pub = node.create_publisher(CameraInfo, "/cam/camera_info", reliable)
+            cloud_pub = node.create_publisher(PointCloud2, "/velo/points", reliable)
+            received: list[PointCloud2] = []
+            subscription = node.create_subscription(
+                PointCloud2, "/labeled_points", received.append, reliable
+            )
+            executor = rclpy.executors.SingleThreadedExecutor(context=context)
+            executor.add_node(node)
+            assert spin_until(
+                executor,
+                lambda: (
+                    all(p.get_subscription_count() for p in (image_pub, info_pub, cloud_pub))
+                    and subscription.get_publisher_count() > 0
+                ),
+                timeout=60,
+            ), "\n".join(output_of(p) for p in processes if p.poll() is not None)
+            for _ in range(5):
+                info_pub.publish(bag[INFO][0])
+                spin_until(executor, lambda: False, 0.1)
+            for image, info, cloud in zip(bag[IMAGE], bag[INFO], bag[CLOUD], strict=True):
+                info_pub.publish(info)
+                spin_until(executor, lambda: False, 0.05)
+                image_pub.publish(image)
+                cloud_pub.publish(cloud)
+                count = len(received)
+                spin_until(executor, lambda c=count: len(received) > c, 20)
+        finally:
+            rclpy.shutdown(context=context)
+    assert len(received) == 5
+    expected = _offline(bag, model, labels, poses)
+    for message, want in zip(received, expected, strict=True):
+        got = pointcloud2_to_array(message)
+        for name, values in want.items():
+            np.testing.assert_array_equal(got[name], values, err_msg=name)
+        used = set(np.unique(got["camera"]).tolist())
+        assert used == {0, 1, 255}, used  # both cameras label points; some none
