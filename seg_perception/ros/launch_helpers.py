@@ -8,6 +8,16 @@ sentence per mistake, and tested without ``launch`` (which is not on PyPI).
 :func:`generate_launch_description` turns a plan into ``launch`` / ``launch_ros`` actions;
 it is the only code that imports them, and only when it runs.
 
+Two rules every launch file follows, because the real ``ros2 launch`` forces them:
+
+* ``ros2 launch`` refuses an empty ``name:=`` ("malformed launch argument"), so an optional
+  argument is switched off with the word :data:`NONE` (``none``); ``""`` still works for
+  Python callers (``IncludeLaunchDescription``).
+* ``launch_ros`` looks a node's executable up only when that node starts, after the nodes
+  before it were spawned, and a missing one ends launch and orphans them. So optional tools
+  (rviz2) are looked up before anything starts (:func:`without_missing_tools`) and skipped,
+  with a warning, when absent.
+
 Topology (namespace ``<ns>``, default ``seg_perception``; one camera ``<name>`` of
 ``cameras``):
 
@@ -19,18 +29,24 @@ Topology (namespace ``<ns>``, default ``seg_perception``; one camera ``<name>`` 
   ``labeled_points_rgb``, ``fusion_status``, ``class_map``);
 * ``single_process:=true``: ``/<ns>/pipeline`` alone, with the fusion's outputs and, per
   camera, ``/<ns>/<name>/labels`` and ``overlay``.
+
+Parameters of a node, last wins: its own file (``<node>_params_file``), the extra
+``params_file``, then the overrides the launch arguments set.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 PACKAGE = "seg_perception"
 MAX_CAMERAS = 8
+#: The value that switches an optional argument off (``ros2 launch`` cannot pass ``""``).
+NONE = "none"
 
 #: Executables installed in ``lib/seg_perception`` -> the module whose ``main`` they run.
 EXECUTABLES = {
@@ -46,6 +62,7 @@ FASTDDS_PROFILE_VARIABLE = "FASTRTPS_DEFAULT_PROFILES_FILE"
 FASTDDS_PROFILE_VARIABLES = (FASTDDS_PROFILE_VARIABLE, "FASTDDS_DEFAULT_PROFILES_FILE")
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
+BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt")
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 _TOKEN = r"[A-Za-z_][A-Za-z0-9_]*"
 _TOKEN_RE = re.compile(rf"^{_TOKEN}$")
@@ -72,7 +89,14 @@ class Argument:
 
     name: str
     default: str | ShareFile
-    description: str
+    about: str
+    #: What the value ``none`` means; ``""``: the argument always needs a value.
+    none: str = ""
+
+    @property
+    def description(self) -> str:
+        """What ``--show-args`` prints: the meaning, then what ``none`` does."""
+        return f"{self.about} '{NONE}': {self.none}." if self.none else self.about
 
 
 @dataclass(frozen=True)
@@ -103,6 +127,7 @@ class LaunchPlan:
     fastdds_profile: str
     #: rviz2, started outside the namespace (``None``: not started).
     rviz: NodeSpec | None = None
+    #: Logged before the nodes start (ignored arguments, skipped tools).
     notes: tuple[str, ...] = field(default=())
 
 
@@ -111,11 +136,12 @@ def _config(node: str) -> ShareFile:
     return ShareFile(("config", f"{node}.yaml"))
 
 
+_OWN_FILE = "no file, the node's built-in defaults"
 _ARGS = {
     a.name: a
     for a in (
-        Argument("namespace", "seg_perception", "ROS namespace of the nodes (empty: none). "
-                 "Camera nodes live one level deeper, in <namespace>/<camera>."),
+        Argument("namespace", "seg_perception", "ROS namespace of the nodes. Camera nodes live "
+                 "one level deeper, in <namespace>/<camera>.", "no namespace"),
         Argument("cameras", "front", f"Comma-separated camera names, 1-{MAX_CAMERAS} distinct "
                  "ROS name tokens, e.g. 'front,left,right'."),
         Argument("image_topic_pattern", "/{name}/image_raw", "Absolute sensor_msgs/Image topic "
@@ -124,90 +150,85 @@ _ARGS = {
                  "sensor_msgs/CameraInfo topic of each camera; {name} is the camera name."),
         Argument("lidar_topic", "/points_raw", "Absolute sensor_msgs/PointCloud2 topic of the "
                  "LiDAR."),
-        Argument("model", "", "engine.model: ONNX file, TensorRT engine, Hugging Face folder or "
-                 "hub id (empty: the parameter file's)."),
-        Argument("backend", "", "engine.backend: auto, onnxruntime, torch or tensorrt (empty: "
-                 "the parameter file's)."),
-        Argument("device", "", "engine.device: cpu, cuda or cuda:N (empty: the parameter "
-                 "file's)."),
-        Argument("label_set", "", "Label set of the model: cityscapes or a label-set YAML; "
-                 "sets engine.label_set and the fusion's label_set together (empty: the "
-                 "parameter files')."),
+        Argument("model", NONE, "engine.model: ONNX file, TensorRT engine, Hugging Face folder "
+                 "or hub id.", "the parameter file's"),
+        Argument("backend", NONE, f"engine.backend: {', '.join(BACKENDS)}.",
+                 "the parameter file's"),
+        Argument("device", NONE, "engine.device: cpu, cuda or cuda:N.", "the parameter file's"),
+        Argument("label_set", NONE, "Label set of the model: cityscapes or a label-set YAML; "
+                 "sets engine.label_set and the fusion's label_set together.",
+                 "the parameter files'"),
         Argument("publish_confidence", "false", "true: camera nodes publish "
                  "<camera>/confidence and the fusion uses it (use_confidence)."),
         Argument("lidar_segmentation", "true", "true: run the LiDAR segmentation node and fuse "
                  "its output; false: fuse the raw lidar_topic (separate nodes only)."),
         Argument("single_process", "false", "true: one pipeline node instead of camera, LiDAR "
                  "and fusion nodes (no serialization between stages)."),
-        Argument("params_file", "", "Extra ROS 2 parameter file given to every node after its "
-                 "own; key sections by node name (/**/fusion:, /**/front_segmentation:, ...)."),
+        Argument("params_file", NONE, "Extra ROS 2 parameter file given to every node after its "
+                 "own file; key sections by node name (/**/fusion:, /**/front_segmentation:, "
+                 "...).", "no extra file"),
         Argument("camera_params_file", _config("camera_segmentation"), "Parameter file of the "
-                 "camera segmentation nodes."),
+                 "camera segmentation nodes.", _OWN_FILE),
         Argument("lidar_params_file", _config("lidar_segmentation"), "Parameter file of the "
-                 "LiDAR segmentation node."),
+                 "LiDAR segmentation node.", _OWN_FILE),
         Argument("fusion_params_file", _config("fusion"), "Parameter file of the fusion node "
-                 "(per-camera extrinsics, offsets and windows: camera.<name>.*)."),
+                 "(per-camera extrinsics, offsets and windows: camera.<name>.*).", _OWN_FILE),
         Argument("pipeline_params_file", _config("pipeline"), "Parameter file of the pipeline "
-                 "node (single_process:=true)."),
+                 "node.", _OWN_FILE),
         Argument("use_sim_time", "false", "true: every node (and rviz2) uses /clock, e.g. when "
                  "playing a bag with --clock."),
-        Argument("rviz", "false", "true: also start rviz2 with rviz_config."),
-        Argument("rviz_config", ShareFile(("rviz", "seg_perception.rviz")), "RViz config file."),
+        Argument("rviz", "false", "true: also start rviz2 with rviz_config (skipped with a "
+                 "warning when rviz2 is not installed)."),
+        Argument("rviz_config", ShareFile(("rviz", "seg_perception.rviz")), "RViz config file.",
+                 "rviz2's own default"),
         Argument("log_level", "info", f"Log level of the nodes: {', '.join(LOG_LEVELS)}."),
         Argument("fastdds_profile", ShareFile(("config", "fastdds_large_messages.xml")),
                  f"Fast DDS XML profile (32 MB shared memory for large images and clouds, UDP "
                  f"on the loopback interface only) exported as {FASTDDS_PROFILE_VARIABLE} "
-                 f"unless that is already set; empty: leave the environment alone (do that "
-                 f"when other hosts must see these nodes)."),
+                 f"unless that is already set.", "leave the environment alone (do that when "
+                 "other hosts must see these nodes)"),
         # fusion.launch.py only
         Argument("points_topic", "segmented_points", "PointCloud2 the fusion labels (relative "
                  "names resolve in the namespace)."),
-        Argument("labels_topic_pattern", "", "Label image (mono8/mono16) topic of each camera, "
-                 "{name} is the camera name (empty: <namespace>/<name>/labels, where the "
-                 "camera segmentation nodes publish)."),
+        Argument("labels_topic_pattern", NONE, "Label image (mono8/mono16) topic of each "
+                 "camera; {name} is the camera name.", "<namespace>/<name>/labels, where the "
+                 "camera segmentation nodes publish"),
         Argument("use_confidence", "false", "true: also subscribe <namespace>/<name>/confidence "
                  "(32FC1) per camera."),
     )
 }  # fmt: skip
 
 _ENGINE = ("model", "backend", "device", "label_set")
-
-
-def _arguments(names: tuple[str, ...], params_file: str | None = None) -> tuple[Argument, ...]:
-    arguments = [_ARGS[name] for name in names]
-    if params_file:
-        own = Argument("params_file", _config(params_file), f"ROS 2 parameter file of the "
-                       f"{params_file} node(s).")  # fmt: skip
-        arguments.insert(names.index("use_sim_time"), own)
-    return tuple(arguments)
-
+_COMMON = ("use_sim_time", "log_level", "fastdds_profile")
 
 #: The arguments each launch file declares, in order.
 LAUNCH_ARGUMENTS: dict[str, tuple[Argument, ...]] = {
-    "perception": _arguments((
-        "namespace", "cameras", "image_topic_pattern", "camera_info_topic_pattern",
-        "lidar_topic", *_ENGINE, "publish_confidence", "lidar_segmentation", "single_process",
-        "params_file", "camera_params_file", "lidar_params_file", "fusion_params_file",
-        "pipeline_params_file", "use_sim_time", "rviz", "rviz_config", "log_level",
-        "fastdds_profile",
-    )),
-    "camera_segmentation": _arguments((
-        "namespace", "cameras", "image_topic_pattern", *_ENGINE, "publish_confidence",
-        "use_sim_time", "log_level", "fastdds_profile",
-    ), "camera_segmentation"),
-    "lidar_segmentation": _arguments((
-        "namespace", "lidar_topic", "use_sim_time", "log_level", "fastdds_profile",
-    ), "lidar_segmentation"),
-    "fusion": _arguments((
-        "namespace", "cameras", "camera_info_topic_pattern", "points_topic",
-        "labels_topic_pattern", "use_confidence", "label_set", "use_sim_time", "log_level",
-        "fastdds_profile",
-    ), "fusion"),
-    "pipeline": _arguments((
-        "namespace", "cameras", "image_topic_pattern", "camera_info_topic_pattern",
-        "lidar_topic", *_ENGINE, "use_sim_time", "rviz", "rviz_config", "log_level",
-        "fastdds_profile",
-    ), "pipeline"),
+    launch_file: tuple(_ARGS[name] for name in names)
+    for launch_file, names in {
+        "perception": (
+            "namespace", "cameras", "image_topic_pattern", "camera_info_topic_pattern",
+            "lidar_topic", *_ENGINE, "publish_confidence", "lidar_segmentation",
+            "single_process", "params_file", "camera_params_file", "lidar_params_file",
+            "fusion_params_file", "pipeline_params_file", "rviz", "rviz_config", *_COMMON,
+        ),
+        "camera_segmentation": (
+            "namespace", "cameras", "image_topic_pattern", *_ENGINE, "publish_confidence",
+            "params_file", "camera_params_file", *_COMMON,
+        ),
+        "lidar_segmentation": (
+            "namespace", "lidar_topic", "params_file", "lidar_params_file", *_COMMON,
+        ),
+        "fusion": (
+            "namespace", "cameras", "camera_info_topic_pattern", "points_topic",
+            "labels_topic_pattern", "use_confidence", "label_set", "params_file",
+            "fusion_params_file", *_COMMON,
+        ),
+        "pipeline": (
+            "namespace", "cameras", "image_topic_pattern", "camera_info_topic_pattern",
+            "lidar_topic", *_ENGINE, "params_file", "pipeline_params_file", "rviz",
+            "rviz_config", *_COMMON,
+        ),
+    }.items()
 }  # fmt: skip
 
 
@@ -220,6 +241,12 @@ def default_values(launch_file: str, share: str | Path) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- parsing
+def given(text: str | None) -> str:
+    """An optional argument's value, or ``""`` when it is ``none`` (any case) or empty."""
+    value = (text or "").strip()
+    return "" if value.lower() == NONE else value
+
+
 def parse_bool(text: str, name: str) -> bool:
     value = text.strip().lower()
     if value in _TRUE:
@@ -249,8 +276,8 @@ def parse_cameras(text: str) -> list[str]:
 
 
 def parse_namespace(text: str) -> str:
-    """A namespace to push: ``""`` (none), relative ``a/b`` or absolute ``/a/b``."""
-    namespace = text.strip()
+    """A namespace to push: ``""`` (none, also ``none`` and ``/``), ``a/b`` or ``/a/b``."""
+    namespace = given(text)
     if namespace in ("", "/"):
         return ""
     namespace = namespace.rstrip("/")
@@ -311,52 +338,35 @@ def camera_topics(
 
 def engine_overrides(values: Mapping[str, str]) -> dict[str, Any]:
     """``engine.*`` parameters from the model/backend/device/label_set arguments given."""
-    overrides = {}
-    for argument, parameter in (
-        ("model", "engine.model"),
-        ("backend", "engine.backend"),
-        ("device", "engine.device"),
-        ("label_set", "engine.label_set"),
-    ):
-        value = values.get(argument, "").strip()
-        if value:
-            overrides[parameter] = value
+    overrides = {
+        f"engine.{name}": given(values.get(name)) for name in _ENGINE if given(values.get(name))
+    }
     backend = overrides.get("engine.backend")
-    if backend and backend not in ("auto", "onnxruntime", "torch", "tensorrt"):
+    if backend and backend not in BACKENDS:
         raise LaunchArgumentError(
-            f"launch argument 'backend' must be auto, onnxruntime, torch or tensorrt, got "
-            f"'{backend}'"
+            f"launch argument 'backend' must be {', '.join(BACKENDS)} or {NONE}, got '{backend}'"
         )
     return overrides
 
 
 def fastdds_profile_to_set(profile: str, environment: Mapping[str, str]) -> str:
     """The profile to export, or ``""`` when none is wanted or the user already chose one."""
-    if not profile.strip():
-        return ""
     if any(environment.get(variable) for variable in FASTDDS_PROFILE_VARIABLES):
         return ""
-    return profile.strip()
+    return given(profile)
 
 
 # --------------------------------------------------------------------------- planning
-def _files(values: Mapping[str, str], own: str) -> list[str | dict[str, Any]]:
-    """A node's own parameter file, then the shared extra one (when given)."""
-    files: list[str | dict[str, Any]] = []
-    for name in (own, "params_file"):
-        path = values.get(name, "").strip()
-        if path and path not in files:
-            files.append(path)
-    return files
-
-
-def _with_overrides(
-    files: list[str | dict[str, Any]], overrides: dict[str, Any]
+def _parameters(
+    values: Mapping[str, str], own_file: str, overrides: Mapping[str, Any]
 ) -> tuple[str | dict[str, Any], ...]:
-    return tuple(files + ([overrides] if overrides else []))
+    """The node's own file, then the extra ``params_file``, then the overrides (last wins)."""
+    files = [given(values.get(name)) for name in (own_file, "params_file")]
+    unique = [path for i, path in enumerate(files) if path and path not in files[:i]]
+    return (*unique, *([dict(overrides)] if overrides else []))
 
 
-def camera_segmentation_nodes(values: Mapping[str, str], params_key: str) -> list[NodeSpec]:
+def camera_segmentation_nodes(values: Mapping[str, str]) -> list[NodeSpec]:
     cameras = parse_cameras(values["cameras"])
     images = camera_topics(values["image_topic_pattern"], cameras, "image_topic_pattern")
     overrides = engine_overrides(values)
@@ -368,7 +378,7 @@ def camera_segmentation_nodes(values: Mapping[str, str], params_key: str) -> lis
             executable="camera_segmentation_node",
             name=f"{camera}_segmentation",
             namespace=camera,
-            parameters=_with_overrides(_files(values, params_key), dict(overrides)),
+            parameters=_parameters(values, "camera_params_file", overrides),
             remappings=(
                 ("image", images[camera]),
                 ("image/compressed", f"{images[camera]}/compressed"),
@@ -378,48 +388,43 @@ def camera_segmentation_nodes(values: Mapping[str, str], params_key: str) -> lis
     ]  # fmt: skip
 
 
-def lidar_segmentation_node(values: Mapping[str, str], params_key: str) -> NodeSpec:
+def lidar_segmentation_node(values: Mapping[str, str]) -> NodeSpec:
     return NodeSpec(
         executable="lidar_segmentation_node",
         name="lidar_segmentation",
         namespace="",
-        parameters=tuple(_files(values, params_key)),
+        parameters=_parameters(values, "lidar_params_file", {}),
         remappings=(("points", check_topic(values["lidar_topic"], "lidar_topic")),),
     )
 
 
-def fusion_node(
-    values: Mapping[str, str],
-    params_key: str,
-    points: str,
-    use_confidence: bool,
-    labels_pattern: str = "",
-) -> NodeSpec:
+def fusion_node(values: Mapping[str, str], points: str, use_confidence: bool) -> NodeSpec:
     cameras = parse_cameras(values["cameras"])
     infos = camera_topics(values["camera_info_topic_pattern"], cameras, "camera_info_topic_pattern")
-    remappings = [("points", points)]
+    labels_pattern = given(values.get("labels_topic_pattern"))  # fusion.launch.py only
     labels = (
         camera_topics(labels_pattern, cameras, "labels_topic_pattern", absolute=False)
-        if labels_pattern.strip()
+        if labels_pattern
         else {}
     )
+    remappings = [("points", points)]
     for camera in cameras:
         remappings.append((f"{camera}/camera_info", infos[camera]))
         if camera in labels:
             remappings.append((f"{camera}/labels", labels[camera]))
     overrides: dict[str, Any] = {"cameras": cameras, "use_confidence": use_confidence}
-    if values.get("label_set", "").strip():
-        overrides["label_set"] = values["label_set"].strip()
+    if given(values.get("label_set")):
+        overrides["label_set"] = given(values["label_set"])
     return NodeSpec(
         executable="fusion_node",
         name="fusion",
         namespace="",
-        parameters=_with_overrides(_files(values, params_key), overrides),
+        parameters=_parameters(values, "fusion_params_file", overrides),
         remappings=tuple(remappings),
     )
 
 
-def pipeline_node(values: Mapping[str, str], params_key: str) -> NodeSpec:
+def pipeline_node(values: Mapping[str, str]) -> NodeSpec:
     cameras = parse_cameras(values["cameras"])
     images = camera_topics(values["image_topic_pattern"], cameras, "image_topic_pattern")
     infos = camera_topics(values["camera_info_topic_pattern"], cameras, "camera_info_topic_pattern")
@@ -434,7 +439,7 @@ def pipeline_node(values: Mapping[str, str], params_key: str) -> NodeSpec:
         executable="pipeline_node",
         name="pipeline",
         namespace="",
-        parameters=_with_overrides(_files(values, params_key), overrides),
+        parameters=_parameters(values, "pipeline_params_file", overrides),
         remappings=tuple(remappings),
     )
 
@@ -442,7 +447,7 @@ def pipeline_node(values: Mapping[str, str], params_key: str) -> NodeSpec:
 def rviz_node(values: Mapping[str, str]) -> NodeSpec | None:
     if not parse_bool(values.get("rviz", "false"), "rviz"):
         return None
-    config = values.get("rviz_config", "").strip()
+    config = given(values.get("rviz_config"))
     return NodeSpec(
         executable="rviz2",
         name="rviz2",
@@ -457,59 +462,91 @@ def rviz_node(values: Mapping[str, str]) -> NodeSpec | None:
 def plan(launch_file: str, values: Mapping[str, str]) -> LaunchPlan:
     """The nodes ``launch/<launch_file>.launch.py`` starts for these argument values.
 
-    ``values`` maps every declared argument to its text (``ros2 launch`` fills in the
-    defaults); missing optional ones count as empty. Raises :class:`LaunchArgumentError`.
+    ``values`` maps declared arguments to their text (``ros2 launch`` fills in the defaults;
+    missing ones take their default here). Raises :class:`LaunchArgumentError`.
     """
     if launch_file not in LAUNCH_ARGUMENTS:
         raise ValueError(
             f"unknown launch file '{launch_file}': one of {', '.join(LAUNCH_ARGUMENTS)}"
         )
-    unknown = sorted(set(values) - {a.name for a in LAUNCH_ARGUMENTS[launch_file]})
+    defaults = {a.name: a.default for a in LAUNCH_ARGUMENTS[launch_file]}
+    unknown = sorted(set(values) - set(defaults))
     if unknown:
         raise LaunchArgumentError(
             f"{launch_file}.launch.py has no argument(s) {', '.join(unknown)}"
         )
-    defaults = {a.name: a.default for a in LAUNCH_ARGUMENTS[launch_file]}
     values = {**{n: d for n, d in defaults.items() if isinstance(d, str)}, **values}
+
+    def flag(name: str) -> bool:
+        return parse_bool(values[name], name)
+
     notes: list[str] = []
     nodes: list[NodeSpec] = []
-    if launch_file == "perception":
-        if parse_bool(values["single_process"], "single_process"):
-            nodes.append(pipeline_node(values, "pipeline_params_file"))
-            if parse_bool(values["publish_confidence"], "publish_confidence"):
-                notes.append("publish_confidence is ignored with single_process:=true")
-            if not parse_bool(values["lidar_segmentation"], "lidar_segmentation"):
-                notes.append("lidar_segmentation:=false is ignored with single_process:=true")
+    if launch_file == "perception" and flag("single_process"):
+        nodes.append(pipeline_node(values))
+        if flag("publish_confidence"):
+            notes.append("publish_confidence is ignored with single_process:=true")
+        if not flag("lidar_segmentation"):
+            notes.append("lidar_segmentation:=false is ignored with single_process:=true")
+    elif launch_file == "perception":
+        nodes += camera_segmentation_nodes(values)
+        points = "segmented_points"
+        if flag("lidar_segmentation"):
+            nodes.append(lidar_segmentation_node(values))
         else:
-            confidence = parse_bool(values["publish_confidence"], "publish_confidence")
-            nodes += camera_segmentation_nodes(values, "camera_params_file")
-            points = "segmented_points"
-            if parse_bool(values["lidar_segmentation"], "lidar_segmentation"):
-                nodes.append(lidar_segmentation_node(values, "lidar_params_file"))
-            else:
-                points = check_topic(values["lidar_topic"], "lidar_topic")
-            nodes.append(fusion_node(values, "fusion_params_file", points, confidence))
+            points = check_topic(values["lidar_topic"], "lidar_topic")
+        nodes.append(fusion_node(values, points, flag("publish_confidence")))
     elif launch_file == "camera_segmentation":
-        nodes += camera_segmentation_nodes(values, "params_file")
+        nodes += camera_segmentation_nodes(values)
     elif launch_file == "lidar_segmentation":
-        nodes.append(lidar_segmentation_node(values, "params_file"))
+        nodes.append(lidar_segmentation_node(values))
     elif launch_file == "fusion":
         points = check_topic(values["points_topic"], "points_topic", absolute=False)
-        confidence = parse_bool(values["use_confidence"], "use_confidence")
-        nodes.append(
-            fusion_node(values, "params_file", points, confidence, values["labels_topic_pattern"])
-        )
+        nodes.append(fusion_node(values, points, flag("use_confidence")))
     elif launch_file == "pipeline":
-        nodes.append(pipeline_node(values, "params_file"))
+        nodes.append(pipeline_node(values))
     return LaunchPlan(
         namespace=parse_namespace(values["namespace"]),
         nodes=tuple(nodes),
-        use_sim_time=parse_bool(values["use_sim_time"], "use_sim_time"),
+        use_sim_time=flag("use_sim_time"),
         log_level=parse_log_level(values["log_level"]),
-        fastdds_profile=values.get("fastdds_profile", "").strip(),
+        fastdds_profile=given(values.get("fastdds_profile")),
         rviz=rviz_node(values) if "rviz" in defaults else None,
         notes=tuple(notes),
     )
+
+
+def missing_executable(spec: NodeSpec, package_prefix: Callable[[str], str]) -> str:
+    """Why ``launch_ros`` would not find ``spec``'s executable (``""``: it would).
+
+    It looks in ``<package prefix>/lib/<package>`` for an executable file of that name
+    (``ExecutableInPackage``). ``package_prefix`` is
+    ``ament_index_python.packages.get_package_prefix``, whose ``PackageNotFoundError`` is a
+    ``KeyError``; a stub in tests.
+    """
+    try:
+        prefix = package_prefix(spec.package)
+    except (LookupError, ValueError):
+        return f"package '{spec.package}' is not installed"
+    libexec = Path(prefix, "lib", spec.package)
+    if shutil.which(spec.executable, path=str(libexec)) is None:
+        return f"package '{spec.package}' has no executable '{spec.executable}' in {libexec}"
+    return ""
+
+
+def without_missing_tools(the_plan: LaunchPlan, package_prefix: Callable[[str], str]) -> LaunchPlan:
+    """``the_plan`` minus optional tools (rviz2) that cannot start, with a warning each.
+
+    Checked before anything starts: a node whose executable is missing would end launch with
+    exit 1 once its turn came, leaving the nodes started before it running as orphans.
+    """
+    if the_plan.rviz is None:
+        return the_plan
+    problem = missing_executable(the_plan.rviz, package_prefix)
+    if not problem:
+        return the_plan
+    warning = f"WARNING: rviz:=true, but {problem}: starting everything else without rviz2"
+    return replace(the_plan, rviz=None, notes=(*the_plan.notes, warning))
 
 
 def full_namespace(launch_namespace: str, node_namespace: str) -> str:
@@ -523,11 +560,13 @@ def generate_launch_description(launch_file: str) -> Any:
     """The ``LaunchDescription`` of ``launch/<launch_file>.launch.py``.
 
     Declares the file's arguments (``ros2 launch ... --show-args`` lists them) and, at
-    launch time, starts the nodes :func:`plan` gives, inside one scoped ``GroupAction``:
-    the Fast DDS profile (``SetEnvironmentVariable``), ``use_sim_time`` (``SetParameter``)
-    and the namespace (``PushRosNamespace``) do not leak into a launch file including this
-    one.
+    launch time, plans the nodes (:func:`plan`), drops missing optional tools
+    (:func:`without_missing_tools`) and only then starts them, inside one scoped
+    ``GroupAction``: the Fast DDS profile (``SetEnvironmentVariable``), ``use_sim_time``
+    (``SetParameter``) and the namespace (``PushRosNamespace``) do not leak into a launch
+    file including this one.
     """
+    from ament_index_python.packages import get_package_prefix
     from launch.actions import (
         DeclareLaunchArgument,
         GroupAction,
@@ -563,7 +602,7 @@ def generate_launch_description(launch_file: str) -> Any:
 
     def start(context: Any, *args: Any, **kwargs: Any) -> list[Any]:
         values = {a.name: LaunchConfiguration(a.name).perform(context) for a in arguments}
-        the_plan = plan(launch_file, values)
+        the_plan = without_missing_tools(plan(launch_file, values), get_package_prefix)
         environment = {
             name: EnvironmentVariable(name, default_value="").perform(context)
             for name in FASTDDS_PROFILE_VARIABLES
