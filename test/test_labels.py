@@ -70,3 +70,23 @@ def test_shipped_label_set_file_equals_the_builtin_default():
 
     path = Path(__file__).resolve().parents[1] / "config/label_sets/cityscapes19.yaml"
     assert LabelSet.from_name_or_path(str(path)) == LabelSet.cityscapes()
+
+
+def test_restrict_makes_unknown_ids_unlabeled_instead_of_wrapping_them():
+    """mono16 ids 256, 269, 1000 into the uint8 Cityscapes set: never 0, 13, 232."""
+    cityscapes = LabelSet.cityscapes()
+    labels = np.array([[0, 13, 18, 255], [256, 269, 1000, 19]], dtype=np.uint16)
+    out, unknown = cityscapes.restrict(labels)
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, [[0, 13, 18, 255], [255, 255, 255, 255]])
+    np.testing.assert_array_equal(unknown, [19, 256, 269, 1000])
+
+
+def test_restrict_keeps_a_sparse_set_and_refuses_negative_ids():
+    sparse = LabelSet("sparse", (3, 40), ("a", "b"), ((1, 2, 3), (4, 5, 6)))
+    out, unknown = sparse.restrict(np.array([3, 40, 4, -1, 255], dtype=np.int32))
+    np.testing.assert_array_equal(out, [3, 40, 255, 255, 255])
+    np.testing.assert_array_equal(unknown, [-1, 4])
+    same, none = sparse.restrict(np.array([40, 3], dtype=np.uint8))
+    np.testing.assert_array_equal(same, [40, 3])
+    assert none.size == 0

@@ -604,3 +604,29 @@ def test_rosbags_cloud_reads_zero_copy_and_matches_kitti_scan() -> None:
     assert labeled.header.stamp.sec == msg.header.stamp.sec
     received = deserialize_message(serialize_message(labeled), PointCloud2)
     np.testing.assert_array_equal(pointcloud2_to_array(received)["x"], points["x"])
+
+
+def test_an_existing_output_field_is_replaced_not_duplicated():
+    """A cloud that already has `label` (uint32 from a driver) gets the new uint8 one."""
+    points = np.zeros(4, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("label", "<u4")])
+    points["x"] = [1, 2, 3, 4]
+    points["label"] = 77
+    message = array_to_pointcloud2(points)
+    with pytest.raises(ConversionError, match="'label' already exists"):
+        append_pointcloud2_fields(message, {"label": np.arange(4, dtype=np.uint8)})
+    out = append_pointcloud2_fields(message, {"label": np.arange(4, dtype=np.uint8)}, replace=True)
+    assert [f.name for f in out.fields] == ["x", "y", "z", "label"]
+    cloud = pointcloud2_to_array(out)
+    np.testing.assert_array_equal(cloud["label"], [0, 1, 2, 3])
+    np.testing.assert_array_equal(cloud["x"], [1, 2, 3, 4])
+    assert cloud.dtype["label"] == np.uint8
+    record = np.frombuffer(bytes(out.data), np.uint8).reshape(4, out.point_step)
+    assert not record[:, 12:16].any()  # the replaced field's old bytes are zeroed padding
+
+
+@pytest.mark.parametrize("point_step", [2**31, 2**32 - 1])
+def test_an_absurd_point_step_is_refused_by_name(point_step):
+    message = array_to_pointcloud2(np.zeros(10, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4")]))
+    message.point_step = point_step
+    with pytest.raises(ConversionError, match=f"point_step {point_step} is absurd"):
+        pointcloud2_to_array(message)

@@ -98,3 +98,52 @@ def test_bad_settings():
         CameraSync("x", tolerance_ns=-1)
     with pytest.raises(ValueError, match="max_pending"):
         StampMatcher([], max_pending=0)
+
+
+def test_every_camera_message_is_matched_dropped_or_still_buffered():
+    """Accounting: a camera at 30 Hz against clouds at 10 Hz; unmatched frames are drops."""
+    matcher = StampMatcher([CameraSync("front", tolerance_ns=10 * MS)], camera_buffer=4)
+    for k in range(60):
+        t = k * 33 * MS
+        matcher.add_camera(0, t, f"i{k}")
+        if k % 3 == 0:
+            matcher.add_cloud(t + 2 * MS, f"c{k}")
+    stats = matcher.stats
+    matched = stats.camera_matched["front"]
+    dropped = sum(n for key, n in stats.dropped.items() if key.startswith("camera front"))
+    assert matched == 20
+    assert matched + dropped + matcher.waiting(0) == 60
+    assert stats.released_by == {"complete": 20}
+
+
+def test_a_refused_camera_message_releases_the_clouds_in_its_window():
+    matcher = StampMatcher([CameraSync("a", tolerance_ns=10 * MS), CameraSync("b")], max_pending=5)
+    matcher.add_camera(0, 100 * MS, "a0")
+    assert matcher.add_cloud(100 * MS, "cloud") == []  # waits for b
+    assert matcher.refuse_camera(1, 300 * MS) == []  # outside the window: still waiting
+    (frame,) = matcher.refuse_camera(1, 101 * MS)  # b's answer for it came, unusable
+    assert frame.cloud == "cloud" and frame.missing == [1] and frame.reason == "settled"
+
+
+def test_restart_after_a_jump_back_keeps_the_new_timeline():
+    """`ros2 bag play --loop`: the cloud stream goes back 10 s while clouds wait."""
+    dropped: list[tuple] = []
+    matcher = StampMatcher(
+        [CameraSync("front", tolerance_ns=10 * MS)],
+        max_pending=10,
+        on_drop=lambda i, reason, item: dropped.append((i, reason, item)),
+    )
+    matcher.add_camera(0, 10_000 * MS, "old image")  # matched below
+    matcher.add_camera(0, 10_100 * MS, "old unmatched image")
+    (old,) = matcher.add_cloud(10_000 * MS, "old cloud")
+    assert matcher.add_cloud(10_200 * MS, "old waiting cloud") == []
+    matcher.add_camera(0, 0, "new image")  # refused: out of order before the camera jumps
+    assert dropped[-1] == (0, "out of order", "new image")
+    matcher.forget_camera(0, around_ns=0, window_ns=5_000 * MS)  # the camera stream jumped
+    assert dropped[-1] == (0, "time jump", "old unmatched image")
+    matcher.add_camera(0, 0, "new image")
+    flushed = matcher.restart(around_ns=50 * MS, window_ns=5_000 * MS)  # the clouds jumped
+    assert [f.cloud for f in flushed] == ["old waiting cloud"]
+    assert flushed[0].reason == "flushed" and old.cameras[0].item == "old image"
+    (new,) = matcher.add_cloud(0, "new cloud")  # not "stale" after the restart
+    assert new.cameras[0].item == "new image" and new.reason == "complete"

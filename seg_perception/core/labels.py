@@ -103,6 +103,33 @@ class LabelSet:
         except ValueError:
             raise LabelSetError(f"no class named '{name}' in '{self.name}'") from None
 
+    def restrict(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``labels`` in this set's dtype with ids the set lacks made unlabeled, and those ids.
+
+        A label image from another model (mono16 ids 256, 1000, ...) must never be cast
+        into a uint8 set, where 256 would silently become class 0: unknown ids are mapped
+        to :attr:`unlabeled_id` instead, and returned (sorted, distinct) so the caller can
+        say which ones it saw.
+        """
+        labels = np.asarray(labels)
+        if labels.dtype.kind not in "ui":
+            raise LabelSetError(f"label ids must be integers, got dtype {labels.dtype}")
+        if labels.size == 0:
+            return labels.astype(self.dtype), np.zeros(0, dtype=np.int64)
+        top = int(labels.max())
+        # known[i]: id i is a class or "unlabeled"; the last entry stands for negative ids.
+        known = np.zeros(max(top, self.unlabeled_id, max(self.ids, default=0)) + 2, dtype=bool)
+        known[list(self.ids)] = True
+        known[self.unlabeled_id] = True
+        index = labels
+        if labels.dtype.kind == "i" and int(labels.min()) < 0:
+            index = np.where(labels < 0, len(known) - 1, labels)
+        ok = known[index]
+        if ok.all():
+            return labels.astype(self.dtype, copy=False), np.zeros(0, dtype=np.int64)
+        unknown = np.unique(labels[~ok]).astype(np.int64)
+        return np.where(ok, labels, self.unlabeled_id).astype(self.dtype), unknown
+
     # ------------------------------------------------------------------ palette
     def palette(self) -> np.ndarray:
         """(max_id + 2, 3) uint8 lookup table; the last row is the unlabeled color.

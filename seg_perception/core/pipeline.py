@@ -113,7 +113,8 @@ class Pipeline:
         self.fusion = fusion or FusionConfig()
         self.label_set = label_set or LabelSet.cityscapes()
 
-    def _source_for(self, camera: str) -> LabelSource | None:
+    def label_source_for(self, camera: str) -> LabelSource | None:
+        """The label source that segments ``camera``'s images (None: none configured)."""
         if isinstance(self.label_source, Mapping):
             return self.label_source.get(camera)
         return self.label_source
@@ -122,7 +123,7 @@ class Pipeline:
         """The label image of one camera, and a description of where it came from."""
         if camera.labels is not None:
             return Segmentation(camera.labels, camera.confidence), camera.labels_description
-        source = self._source_for(camera.name)
+        source = self.label_source_for(camera.name)
         if source is None:
             raise ValueError(
                 f"camera '{camera.name}' has neither a label image nor a label source to make one"

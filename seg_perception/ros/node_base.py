@@ -17,7 +17,8 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from seg_perception.core.labels import LabelSet
-from seg_perception.ros.diagnostics import Diagnostics
+from seg_perception.ros.diagnostics import Diagnostics, HealthLimits
+from seg_perception.ros.inputs import InputLimits, InputStream
 from seg_perception.ros.messages import class_map_message
 from seg_perception.ros.params import (
     COMMON_PARAMS,
@@ -49,7 +50,22 @@ class SegPerceptionNode(Node):
         self.params = declare_parameters(self, COMMON_PARAMS + self.PARAMS)
         self.input_qos = qos_profile(self.params["input_qos"], self.params["input_depth"])
         self.output_qos = qos_profile(self.params["output_qos"], self.params["output_depth"])
-        self.diagnostics = Diagnostics(self, self.params["diagnostics_period"])
+        self.diagnostics = Diagnostics(
+            self,
+            self.params["diagnostics_period"],
+            HealthLimits(
+                stall_timeout=self.params["health.stall_timeout"],
+                unlabeled_timeout=self.params["health.unlabeled_timeout"],
+                input_timeout=self.params["health.input_timeout"],
+            ),
+        )
+        self.limits = InputLimits.from_params(self.params)
+
+    def input_stream(self, name: str, **options: Any) -> InputStream:
+        """An input topic's door (counting, limits, stamp guard, containment): see
+        :class:`~seg_perception.ros.inputs.InputStream` for ``options``."""
+        options.setdefault("jump_threshold_s", self.params["stamps.jump_threshold"])
+        return InputStream(name, self.diagnostics, **options)
 
     def finish_parameters(self) -> None:
         """Call once every parameter (including per-camera ones) is declared."""

@@ -60,7 +60,23 @@ COMMON_PARAMS = (
     Param("output_qos", "reliable", "QoS of outputs.", choices=("sensor_data", "reliable")),
     Param("output_depth", 2, "Queue depth of outputs.", 1, 100),
     Param("diagnostics_period", 1.0, "Seconds between /diagnostics reports.", 0.1, 60.0),
-)
+    Param("limits.max_image_pixels", 33_554_432, "Images (or decoded compressed images) with "
+          "more pixels are dropped before anything is allocated for them.", 1, 2**31 - 1),
+    Param("limits.max_cloud_points", 4_194_304, "Clouds with more points are dropped.",
+          1, 2**31 - 1),
+    Param("limits.max_message_bytes", 268_435_456, "Messages whose data is larger are dropped.",
+          1, 2**31 - 1),
+    Param("stamps.jump_threshold", 10.0, "Seconds: a stamp more than this (or 4 periods of "
+          "its stream) ahead of the last, or one going back, is held; it is dropped as "
+          "implausible unless the next message follows it, which means the stream jumped (bag "
+          "loop, simulator reset): state is reset and both are used.", 0.001, 3600.0),
+    Param("health.stall_timeout", 10.0, "ERROR when inputs arrive but nothing is published "
+          "for this many seconds (0: off).", 0.0, 3600.0),
+    Param("health.unlabeled_timeout", 5.0, "WARN when clouds go out without labeled points "
+          "for this many seconds (0: off).", 0.0, 3600.0),
+    Param("health.input_timeout", 5.0, "WARN when an input that was arriving has been silent "
+          "for this many seconds (0: off).", 0.0, 3600.0),
+)  # fmt: skip
 
 
 def declare_parameters(node: Node, params: tuple[Param, ...]) -> dict[str, Any]:

@@ -89,6 +89,10 @@ _DATATYPE_NAMES = ", ".join(
 )
 
 
+#: The largest point_step accepted (numpy's record size is a C int; real sensors use < 100).
+MAX_POINT_STEP = 1 << 20
+
+
 class FieldSpec(NamedTuple):
     """One PointField without ROS: what a rosbags- or rclpy-message builder needs."""
 
@@ -358,9 +362,9 @@ def pointcloud2_to_array(msg: Any) -> np.ndarray:
     """
     height, width = int(msg.height), int(msg.width)
     point_step, row_step = int(msg.point_step), int(msg.row_step)
-    dtype = fields_to_dtype(msg.fields, point_step, bool(msg.is_bigendian))
     data = message_bytes(msg.data)
     _check_cloud_geometry(height, width, point_step, row_step, data.size)
+    dtype = fields_to_dtype(msg.fields, point_step, bool(msg.is_bigendian))
     if height <= 1:
         shape: tuple[int, ...] = (width if height == 1 else 0,)
         strides: tuple[int, ...] = (point_step,)
@@ -375,6 +379,10 @@ def _check_cloud_geometry(
     height: int, width: int, point_step: int, row_step: int, nbytes: int
 ) -> None:
     """Raise a specific error when the sizes in a PointCloud2 header do not add up."""
+    if point_step > MAX_POINT_STEP:
+        raise ConversionError(
+            f"point_step {point_step} is absurd: a point of more than {MAX_POINT_STEP} bytes"
+        )
     if point_step <= 0 and width > 0 and height > 0:
         raise ConversionError(
             f"point_step is {point_step} but the cloud has {height}x{width} points"
@@ -451,14 +459,21 @@ def append_pointcloud2_fields(
     *,
     header: Any | None = None,
     align: bool = True,
+    replace: bool = False,
 ) -> PointCloud2:
     """Build an rclpy PointCloud2 with ``msg``'s points and fields plus ``new_fields``.
 
     The input's point bytes are copied unchanged (one block per point) and the new fields
     are written after them; ``header`` defaults to the input's header, so the output keeps
     the input's stamp and frame_id. ``msg`` may be an rclpy or a rosbags message.
+
+    A field of ``new_fields`` the input already has is an error, unless ``replace``: then
+    the input's field of that name is left out of the output's field list (its bytes stay
+    in each record, unnamed) and the new one is appended, so the output has exactly one.
     """
     points = pointcloud2_to_array(msg)
+    if replace:
+        points = without_fields(points, new_fields)
     values = _appended_values(points, new_fields)
     dtype = appended_dtype(
         points.dtype,
@@ -480,6 +495,29 @@ def append_pointcloud2_fields(
         buffer,
         bool(msg.is_dense),
     )
+
+
+def replaced_fields(msg: Any, new_fields: Iterable[str]) -> list[str]:
+    """The names of ``new_fields`` that ``msg`` (a PointCloud2) already has."""
+    have = {field.name for field in msg.fields}
+    return [name for name in new_fields if name in have]
+
+
+def without_fields(points: np.ndarray, names: Iterable[str]) -> np.ndarray:
+    """A view of ``points`` whose dtype lacks the fields ``names`` (same record size)."""
+    drop = set(names) & set(points.dtype.names or ())
+    if not drop:
+        return points
+    keep = [n for n in points.dtype.names if n not in drop]
+    dtype = np.dtype(
+        {
+            "names": keep,
+            "formats": [points.dtype.fields[n][0] for n in keep],
+            "offsets": [points.dtype.fields[n][1] for n in keep],
+            "itemsize": points.dtype.itemsize,
+        }
+    )
+    return points.view(dtype)
 
 
 def _structured_dtype(dtype: np.dtype) -> np.dtype:

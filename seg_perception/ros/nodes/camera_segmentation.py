@@ -10,7 +10,8 @@ resolution:
 * ``class_map`` (seg_perception/ClassMap, latched): what the ids mean.
 
 Outputs nobody subscribes to are not computed; with no subscriber at all the engine does
-not run. A bad image is dropped with a diagnostic; the node keeps serving.
+not run. A bad image, one over the size limits, or an image the engine fails on is dropped
+with a diagnostic saying why; the node keeps serving.
 
 Run: ``python -m seg_perception.ros.nodes.camera_segmentation --ros-args -p engine.model:=X``.
 """
@@ -22,8 +23,8 @@ from typing import Any
 
 from sensor_msgs.msg import CompressedImage, Image
 
-from seg_perception.engines import EngineInputError, create_engine
-from seg_perception.ros.errors import ConversionError
+from seg_perception.engines import create_engine
+from seg_perception.ros.engine_guard import segment_or_drop
 from seg_perception.ros.image_conversions import (
     array_to_image,
     compressed_image_to_array,
@@ -63,11 +64,16 @@ class CameraSegmentationNode(SegPerceptionNode):
         self.color_pub = self.create_publisher(Image, "color_mask", self.output_qos)
         self.overlay_pub = self.create_publisher(Image, "overlay", self.output_qos)
         if self.params["compressed"]:
+            self.images = self.input_stream("images", check=self.limits.check_compressed)
             self.create_subscription(
-                CompressedImage, "image/compressed", self.on_compressed, self.input_qos
-            )
+                CompressedImage, "image/compressed",
+                lambda m: self.images.handle(m, self.on_compressed), self.input_qos,
+            )  # fmt: skip
         else:
-            self.create_subscription(Image, "image", self.on_image, self.input_qos)
+            self.images = self.input_stream("images", check=self.limits.check_image)
+            self.create_subscription(
+                Image, "image", lambda m: self.images.handle(m, self.on_image), self.input_qos
+            )
 
     def on_image(self, message: Image) -> None:
         self._handle(message, image_to_rgb8)
@@ -76,23 +82,17 @@ class CameraSegmentationNode(SegPerceptionNode):
         self._handle(message, compressed_image_to_array)
 
     def _handle(self, message: Any, convert: Any) -> None:
-        self.diagnostics.count("images received")
         outputs = [
             p for p in (self.labels_pub, self.confidence_pub, self.color_pub, self.overlay_pub) if p
         ]
         if not any(self.wanted(p) for p in outputs):
-            self.diagnostics.count("images skipped (no subscribers)")
+            self.diagnostics.skipped("images")
             return
         start = time.perf_counter()
-        try:
-            image = convert(message)
-            if image.ndim == 3 and image.shape[2] == 4:
-                image = image[..., :3]
-            result = self.engine.segment(image)
-        except (ConversionError, EngineInputError, ValueError) as error:
-            self.diagnostics.count("images dropped")
-            self.diagnostics.problem(f"dropped image ({message.header.frame_id}): {error}")
-            return
+        image = convert(message)
+        if image.ndim == 3 and image.shape[2] == 4:
+            image = image[..., :3]
+        result = segment_or_drop(self.engine, image)
         timings = self.engine.timings
         self.diagnostics.time("preprocess", timings.preprocess)
         self.diagnostics.time("network", timings.network)
@@ -115,7 +115,7 @@ class CameraSegmentationNode(SegPerceptionNode):
             overlay = blend_mask(image, result.labels, self.label_set, self.params["overlay_alpha"])
             self.overlay_pub.publish(array_to_image(overlay, "rgb8", header))
         self.diagnostics.time("total", (time.perf_counter() - start) * 1e3)
-        self.diagnostics.count("images published")
+        self.diagnostics.published("images")
 
 
 def main(args: list[str] | None = None) -> int:

@@ -3,7 +3,8 @@
 Subscribes ``points`` and publishes ``segmented_points``: the input's fields, unchanged,
 with ``lidar_class`` (uint8: 0 unknown, 1 ground, 2 obstacle) and ``cluster`` (int32,
 -1 = none) appended; stamp and frame_id are the input's. Works on organized clouds with
-NaN returns. A malformed cloud is dropped with a diagnostic; the node keeps serving.
+NaN returns. A malformed cloud is dropped with a diagnostic; the node keeps serving. An
+input that already has ``lidar_class`` or ``cluster`` has them replaced (logged once).
 
 Run: ``python -m seg_perception.ros.nodes.lidar_segmentation --ros-args
 -p ground.sensor_height:=1.8``.
@@ -16,10 +17,13 @@ from typing import Any
 
 from sensor_msgs.msg import PointCloud2
 
-from seg_perception.ros.errors import ConversionError
 from seg_perception.ros.node_base import SegPerceptionNode, run_node
 from seg_perception.ros.node_params import CLUSTER_PARAMS, GROUND_PARAMS, cloud_segmenter
-from seg_perception.ros.pointcloud2 import append_pointcloud2_fields, pointcloud2_to_array
+from seg_perception.ros.pointcloud2 import (
+    append_pointcloud2_fields,
+    pointcloud2_to_array,
+    replaced_fields,
+)
 
 
 def lidar_fields(segmentation: Any) -> dict[str, Any]:
@@ -40,24 +44,28 @@ class LidarSegmentationNode(SegPerceptionNode):
         self.segmenter = cloud_segmenter(self.params)
         self.get_logger().info(f"segmenting clouds with {self.segmenter.description}")
         self.publisher = self.create_publisher(PointCloud2, "segmented_points", self.output_qos)
-        self.create_subscription(PointCloud2, "points", self.on_cloud, self.input_qos)
+        self.clouds = self.input_stream("clouds", check=self.limits.check_cloud)
+        self.create_subscription(
+            PointCloud2, "points", lambda m: self.clouds.handle(m, self.on_cloud), self.input_qos
+        )
 
     def on_cloud(self, message: PointCloud2) -> None:
-        self.diagnostics.count("clouds received")
         if not self.wanted(self.publisher):
-            self.diagnostics.count("clouds skipped (no subscribers)")
+            self.diagnostics.skipped("clouds")
             return
         start = time.perf_counter()
-        try:
-            segmentation = self.segmenter.segment(pointcloud2_to_array(message))
-            output = append_pointcloud2_fields(message, lidar_fields(segmentation))
-        except (ConversionError, ValueError) as error:
-            self.diagnostics.count("clouds dropped")
-            self.diagnostics.problem(f"dropped cloud ({message.header.frame_id}): {error}")
-            return
+        fields = lidar_fields(self.segmenter.segment(pointcloud2_to_array(message)))
+        replaced = replaced_fields(message, fields)
+        output = append_pointcloud2_fields(message, fields, replace=True)
         self.publisher.publish(output)
+        if replaced:
+            self.diagnostics.count("clouds with replaced fields")
+            self.get_logger().warning(
+                f"the input cloud already has {', '.join(replaced)}: replaced by this node's",
+                once=True,
+            )
         self.diagnostics.time("segment", (time.perf_counter() - start) * 1e3)
-        self.diagnostics.count("clouds published")
+        self.diagnostics.published("clouds")
 
 
 def main(args: list[str] | None = None) -> int:

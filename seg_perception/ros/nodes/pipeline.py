@@ -5,7 +5,8 @@ images matched to a cloud are segmented. Subscribes ``points`` and, per camera `
 ``<name>/image`` (sensor_msgs/Image) and ``<name>/camera_info``; publishes what the fusion
 node publishes (``labeled_points`` with ``lidar_class`` and ``cluster`` too,
 ``labeled_points_rgb``, ``fusion_status``, ``class_map``) plus, when subscribed,
-``<name>/labels`` (mono8/mono16) and ``<name>/overlay`` (rgb8) per camera.
+``<name>/labels`` (mono8/mono16) and ``<name>/overlay`` (rgb8) per camera. An image the
+engine fails on skips that camera for that cloud, counted and reported.
 
 Takes the fusion node's parameters plus ``engine.*``, ``ground.*`` and ``cluster.*``.
 
@@ -16,76 +17,99 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from sensor_msgs.msg import Image
 
-from seg_perception.core.pipeline import CameraInput, FrameResult
+from seg_perception.core.pipeline import FrameResult, Pipeline
 from seg_perception.engines import create_engine
+from seg_perception.ros.fusion_component import (
+    FUSION_COMPONENT_PARAMS,
+    CameraState,
+    FusedCamera,
+    FusionComponent,
+)
 from seg_perception.ros.image_conversions import array_to_image, image_to_rgb8
-from seg_perception.ros.node_base import run_node
+from seg_perception.ros.inputs import FrameDropError
+from seg_perception.ros.node_base import SegPerceptionNode, run_node
 from seg_perception.ros.node_params import (
     CLUSTER_PARAMS,
     ENGINE_PARAMS,
     GROUND_PARAMS,
     cloud_segmenter,
     engine_config,
+    fusion_config,
 )
-from seg_perception.ros.nodes.fusion import CameraSkippedError, CameraState, FusionNode
 from seg_perception.visualize import blend_mask
 
 
-class PipelineNode(FusionNode):
+class CameraImages:
+    """Camera data of the pipeline node: the raw image, segmented when a cloud needs it."""
+
+    kind = "images"
+
+    def __init__(self, node: PipelineNode) -> None:
+        self.node = node
+
+    def header(self, message: Any) -> Any:
+        return message.header
+
+    def check(self, message: Any) -> None:
+        self.node.limits.check_image(message)
+
+    def inputs(self, camera: CameraState, message: Any) -> dict[str, np.ndarray]:
+        image = image_to_rgb8(message)
+        if image.ndim != 3:
+            raise FrameDropError(
+                "wrong encoding", f"image encoding {message.encoding} is not a color image"
+            )
+        return {"image": image[..., :3]}
+
+
+class PipelineNode(SegPerceptionNode):
     NODE_NAME = "pipeline"
-    CAMERA_INPUT = "image"
-    PARAMS = (*FusionNode.PARAMS, *ENGINE_PARAMS, *GROUND_PARAMS, *CLUSTER_PARAMS)
+    PARAMS = (*FUSION_COMPONENT_PARAMS, *ENGINE_PARAMS, *GROUND_PARAMS, *CLUSTER_PARAMS)
 
     def __init__(self, **kwargs: Any) -> None:
-        self._image_pubs: dict[str, tuple[Any, Any]] = {}
-        self._headers: dict[str, Any] = {}
-        super().__init__(**kwargs)
-        for camera in self.cameras:
-            self._image_pubs[camera.name] = (
-                self.create_publisher(Image, f"{camera.name}/labels", self.output_qos),
-                self.create_publisher(Image, f"{camera.name}/overlay", self.output_qos),
-            )
-
-    def label_source(self) -> Any:
+        super().__init__(self.NODE_NAME, **kwargs)
         config = engine_config(self.params)
         if not config.model:
             raise ValueError("engine.model is empty: give an ONNX file, engine, or model id")
         self.engine = create_engine(config)
         self.get_logger().info(f"segmenting with {self.engine.description}")
-        return self.engine
-
-    def cloud_segmenter(self) -> Any:
         segmenter = cloud_segmenter(self.params)
         self.get_logger().info(f"segmenting clouds with {segmenter.description}")
-        return segmenter
+        self.label_set = self.engine.label_set
+        pipeline = Pipeline(
+            label_source=self.engine,
+            cloud_segmenter=segmenter,
+            fusion=fusion_config(self.params),
+            label_set=self.label_set,
+        )
+        self.fusion = FusionComponent(self, pipeline, CameraImages(self), self.publish_images)
+        self.finish_parameters()
+        self.publish_class_map(self.label_set)
+        self._image_pubs: dict[str, tuple[Any, Any]] = {}
+        for camera in self.fusion.cameras:
+            self._image_pubs[camera.name] = (
+                self.create_publisher(Image, f"{camera.name}/labels", self.output_qos),
+                self.create_publisher(Image, f"{camera.name}/overlay", self.output_qos),
+            )
+            self.create_subscription(
+                Image, f"{camera.name}/image",
+                lambda m, i=camera.index: self.fusion.add_camera(i, m), self.input_qos,
+            )  # fmt: skip
 
-    def camera_input(self, camera: CameraState, message: Any) -> dict[str, Any]:
-        """The matched image, converted; the pipeline segments it with the engine."""
-        image_msg, _ = message
-        image = image_to_rgb8(image_msg)
-        if image.ndim != 3:
-            raise CameraSkippedError(f"image encoding {image_msg.encoding} is not a color image")
-        self._headers[camera.name] = image_msg.header
-        return {"image": image}
-
-    def after_pipeline(self, inputs: list[CameraInput], result: FrameResult) -> None:
-        for camera, segmentation in zip(inputs, result.segmentations, strict=True):
-            labels_pub, overlay_pub = self._image_pubs[camera.name]
-            header = self._headers[camera.name]
+    def publish_images(self, fused: list[FusedCamera], result: FrameResult) -> None:
+        """Per camera that took part: its label image and overlay, with the image's header."""
+        for camera in fused:
+            labels_pub, overlay_pub = self._image_pubs[camera.camera.name]
+            header = camera.message.header
+            labels = camera.segmentation.labels
             if self.wanted(labels_pub):
-                encoding = self.label_set.image_encoding
-                labels_pub.publish(array_to_image(segmentation.labels, encoding, header))
+                labels_pub.publish(array_to_image(labels, self.label_set.image_encoding, header))
             if self.wanted(overlay_pub):
-                overlay = blend_mask(camera.image, segmentation.labels, self.label_set)
+                overlay = blend_mask(camera.input.image, labels, self.label_set)
                 overlay_pub.publish(array_to_image(overlay, "rgb8", header))
-
-    def _subscribe_camera_data(self, index: int, camera: CameraState) -> None:
-        self.create_subscription(
-            Image, f"{camera.name}/image",
-            lambda message, i=index: self.on_camera(i, (message, None)), self.input_qos,
-        )  # fmt: skip
 
 
 def main(args: list[str] | None = None) -> int:

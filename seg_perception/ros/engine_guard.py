@@ -1,0 +1,35 @@
+"""Running a 2D engine on a live frame so that a failure drops the frame, not the node.
+
+A model that was loaded fine can still fail on one image: too small for its strides, a
+size its graph cannot take, out of memory. The nodes call :func:`segment_or_drop`, which
+turns any such failure into a :class:`~seg_perception.ros.inputs.FrameDropError` naming the
+engine, the image size and the error, counted as ``engine failure``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from seg_perception.engines.preprocess import EngineInputError
+from seg_perception.ros.inputs import FrameDropError
+
+
+def segment_or_drop(engine: Any, image: np.ndarray, camera: str = "") -> Any:
+    """``engine.segment(image)``, with every failure a FrameDropError saying what failed."""
+    where = f"camera '{camera}': " if camera else ""
+    size = f"{image.shape[1]}x{image.shape[0]}" if image.ndim >= 2 else str(image.shape)
+    try:
+        return engine.segment(image)
+    except EngineInputError as error:
+        raise FrameDropError("unsupported image", f"{where}{error}") from None
+    except MemoryError:
+        raise FrameDropError(
+            "engine failure", f"{where}{engine.description} ran out of memory on a {size} image"
+        ) from None
+    except Exception as error:  # any backend error ends only this frame
+        text = " ".join(str(error).split())[:300] or type(error).__name__
+        raise FrameDropError(
+            "engine failure", f"{where}{engine.description} failed on a {size} image: {text}"
+        ) from None
