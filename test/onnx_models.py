@@ -75,6 +75,44 @@ def palette_model(
     return conv1x1_model(path, weight, bias, input_name, ["n", 3, "H", "W"], stride, class_ids)
 
 
+def slow_palette_model(path: Path, matmuls: int, size: int = 1024) -> Path:
+    """The palette model plus work that changes nothing: a network with a real latency.
+
+    A chain of ``matmuls`` (size x size) products of the input's mean with the identity is
+    summed, multiplied by 0 and added to the logits. ONNX Runtime cannot fold it away (it
+    depends on the input), so each image costs ``matmuls`` products on the CPU while its
+    labels stay exactly the palette model's. Stands for a big network on a slow machine.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    palette_model(path)
+    model = onnx.load(str(path))
+    graph = model.graph
+    graph.node[-1].output[0] = "fast_logits"
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["mean"], keepdims=0),
+        helper.make_node("Mul", ["mean", "eye"], ["x0"]),
+    ]
+    for k in range(matmuls):
+        nodes.append(helper.make_node("MatMul", [f"x{k}", "eye"], [f"x{k + 1}"]))
+    nodes += [
+        helper.make_node("ReduceSum", [f"x{matmuls}"], ["total"], keepdims=0),
+        helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+        helper.make_node("Add", ["fast_logits", "nothing"], ["logits"]),
+    ]
+    graph.node.extend(nodes)
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.eye(size, dtype=np.float32), "eye"),
+            numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
+        ]
+    )
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return Path(path)
+
+
 def palette_picture(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """A picture of four colored regions and its true class map."""
     truth = np.zeros((height, width), dtype=np.uint8)
