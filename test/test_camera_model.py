@@ -147,6 +147,8 @@ def test_non_finite_and_behind_points_are_invalid_not_errors():
         ({"D": [0.1, 0.2, 0.0], "distortion_model": "equidistant"}, "needs 4 coefficients"),
         ({"width": 0}, "image size must be positive"),
         ({"D": [0.1, np.inf, 0, 0, 0]}, "D contains NaN"),
+        ({"binning_x": 1000}, "binning 1000x1 of a 640x480 image leaves no pixel"),
+        ({"roi": (600, 0, 100, 0)}, r"roi \(x 600, y 0, 100x0\) reaches beyond the 640x480"),
     ],
 )
 def test_bad_calibration_gets_a_specific_error(kwargs, message):

@@ -180,6 +180,16 @@ class CameraModel:
             binning_y=max(int(binning_y), 1),
             roi=roi_tuple,  # type: ignore[arg-type]
         )
+        x, y, roi_w, roi_h = roi_tuple
+        if x + (roi_w or width) > width or y + (roi_h or height) > height:
+            raise CalibrationError(
+                f"roi (x {x}, y {y}, {roi_w}x{roi_h}) reaches beyond the {width}x{height} image"
+            )
+        if min(camera.image_size) < 1:
+            raise CalibrationError(
+                f"binning {camera.binning_x}x{camera.binning_y} of a {roi_w or width}x"
+                f"{roi_h or height} image leaves no pixel"
+            )
         object.__setattr__(camera, "valid_radius", camera._compute_valid_radius())
         return camera
 

@@ -70,6 +70,8 @@ class MatchedFrame:
     stamp_ns: int
     cameras: list[CameraMatch | None]
     reason: str = COMPLETE
+    #: Set by a caller that did not process it because nothing wanted its output.
+    skipped: bool = False
 
     @property
     def missing(self) -> list[int]:

@@ -85,11 +85,16 @@ class Diagnostics:
         if self._first_input is None:
             self._first_input = now
 
-    def drop(self, stream: str, reason: str, detail: str) -> None:
-        """One message of ``stream`` is not used: counted by reason, reported in words."""
+    def drop(self, stream: str, reason: str, detail: str = "") -> None:
+        """One message of ``stream`` is not used: counted by reason, reported in words.
+
+        Without ``detail`` it is only counted: a consequence of a problem already reported
+        (a camera message whose cloud was dropped), not a problem of its own.
+        """
         self.counts[f"{stream} dropped"] += 1
         self.counts[f"{stream} dropped: {reason}"] += 1
-        self.problem(detail)
+        if detail:
+            self.problem(detail)
 
     def lost(self, stream: str, n: int) -> None:
         """``n`` messages of ``stream`` missing between two stamps (never reached us)."""

@@ -46,7 +46,13 @@ from seg_perception.core.transforms import (
 )
 from seg_perception.msg import FusionStatus
 from seg_perception.ros.engine_guard import segment_or_drop
-from seg_perception.ros.inputs import FrameDropError, InputStream, describe_error, stamp_ns
+from seg_perception.ros.inputs import (
+    FrameDropError,
+    InputStream,
+    checked_stamp_ns,
+    describe_error,
+    stamp_ns,
+)
 from seg_perception.ros.messages import fusion_status_message
 from seg_perception.ros.node_params import FUSION_PARAMS
 from seg_perception.ros.params import Param, StartupError, declare_parameters
@@ -284,8 +290,8 @@ class FusionComponent:
     def _camera_dropped(self, camera: CameraState, message: Any, detail: str) -> None:
         """Remember why a camera message was refused, to say so in the cloud's status."""
         try:
-            stamp = stamp_ns(self.data.header(message))
-        except Exception:  # an unreadable header: nothing to pair the reason with
+            stamp = checked_stamp_ns(self.data.header(message))
+        except Exception:  # an unreadable or invalid stamp: nothing to pair the reason with
             return
         camera.refused.append((stamp, detail))
         self._process(self.matcher.refuse_camera(camera.index, stamp))
@@ -342,6 +348,22 @@ class FusionComponent:
                 self._fuse(frame)
             except Exception as error:  # one frame, never the node
                 self.clouds.drop(error, "cloud")
+            self._settle_cameras(frame)
+
+    def _settle_cameras(self, frame: MatchedFrame) -> None:
+        """Account for camera messages matched to a cloud that was not fused.
+
+        Every camera message ends up used, dropped or skipped: one whose cloud was dropped
+        is dropped with it; one whose cloud nobody wanted is skipped.
+        """
+        for camera, match in zip(self.cameras, frame.cameras, strict=True):
+            if match is None or match.item.used or match.item.dropped:
+                continue
+            match.item.dropped = True
+            if frame.skipped:
+                self.diagnostics.skipped(camera.stream.name)
+            else:
+                self.diagnostics.drop(camera.stream.name, "its cloud was dropped")
 
     def _fuse(self, matched: MatchedFrame) -> None:
         cloud_msg = matched.cloud.message
@@ -352,6 +374,7 @@ class FusionComponent:
             or self.node.wanted(self.status_pub)
         ):
             self.diagnostics.skipped("clouds")
+            matched.skipped = True
             return
         start = time.perf_counter()
         cloud = pointcloud2_to_array(cloud_msg)
@@ -374,9 +397,6 @@ class FusionComponent:
                     )
                 continue
             offsets.append(match.delta_ns / 1e9)
-            if not match.item.used:
-                match.item.used = True
-                self.diagnostics.count(f"{camera.stream.name} used")
         segment_ms = (time.perf_counter() - start) * 1e3
         result = self.pipeline.process(
             Frame(cloud, [f.input for f in fused], matched.stamp_ns, cloud_msg.header.frame_id)
@@ -390,6 +410,11 @@ class FusionComponent:
             self.diagnostics.time(stage, ms)
         self.diagnostics.time("total", (time.perf_counter() - start) * 1e3)
         self.diagnostics.published("clouds", labeled=result.fusion.points_labeled > 0)
+        for camera in fused:  # used: their cloud went out (else _settle_cameras drops them)
+            item = matched.cameras[camera.camera.index].item
+            if not item.used:
+                item.used = True
+                self.diagnostics.count(f"{camera.camera.stream.name} used")
 
     def _learn_latency(self, matched: MatchedFrame) -> None:
         for camera, match in zip(self.cameras, matched.cameras, strict=True):

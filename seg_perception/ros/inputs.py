@@ -180,16 +180,20 @@ class InputStream:
             return
         for item in accepted:
             try:
+                if self.check is not None:
+                    self.check(item)
                 process(item)
             except Exception as error:  # same
                 self.drop(error, message=item)
 
     def admit(self, message: Any) -> list[Any]:
-        """Count, check and stamp-guard one message; the messages to process now."""
+        """Count and stamp-guard one message; the messages to check and process now.
+
+        The stamp is judged before the content, so a message dropped for its content still
+        counts as having arrived in the stream's timeline (it was not lost in a queue).
+        """
         self.diagnostics.received(self.name, watch=self.watch)
         stamp = checked_stamp_ns(self.header(message))
-        if self.check is not None:
-            self.check(message)
         if self.guard is None:
             return [message]
         decision = self.guard.check(stamp, message)
