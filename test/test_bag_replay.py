@@ -11,12 +11,12 @@ import pytest
 pytest.importorskip("rosbags", reason="needs the rosbags library")
 pytest.importorskip("onnxruntime", reason="needs onnxruntime")
 
-from onnx_models import label_set_yaml, palette_model
+from onnx_models import MEAN, STD, label_set_yaml, palette_model
 
-from seg_perception.bag.io import BagError, open_bag
+from seg_perception.bag.io import EXIT_MODEL_FAILURE, BagError, open_bag
 from seg_perception.bag.regress import regress
 from seg_perception.bag.replay import CameraTopics, ReplayConfig, replay
-from seg_perception.bag.scene_bag import write_scene_bag
+from seg_perception.bag.scene_bag import PERIOD_NS, START_NS, write_scene_bag
 from seg_perception.bag.testing import replay_and_compare
 from seg_perception.cli import main
 from seg_perception.core.fusion import FusionConfig
@@ -244,3 +244,101 @@ def test_golden_from_another_label_set_is_refused(kitti_bag, tmp_path, palette):
     )
     with pytest.raises(BagError, match="another label set"):
         regress(tmp_path / "scene_out", tmp_path / "palette")
+
+
+# ----------------------------------------------------------------------------- failures
+#: The generated scene bag's camera images (seeds 0-3) have top-left red 126, 108, 88, 103.
+DARK_CORNER = 100
+
+
+def corner_tripwire_model(path: Path) -> Path:
+    """The palette model, failing at run time on images whose top-left red is < DARK_CORNER.
+
+    The red of pixel (0, 0) below the threshold becomes a positive index into a 1-element
+    table: ONNX Runtime's Gather fails on it. The model loads and runs on the other images,
+    like a real network that cannot take some inputs.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    palette_model(path)
+    model = onnx.load(str(path))
+    graph = model.graph
+    graph.node[-1].output[0] = "palette_logits"
+    threshold = ((DARK_CORNER - 0.5) / 255.0 - MEAN[0]) / STD[0]
+    graph.node.extend(
+        [
+            helper.make_node("Slice", ["images", "starts", "ends"], ["corner"]),
+            helper.make_node("Sub", ["threshold", "corner"], ["under"]),
+            helper.make_node("Relu", ["under"], ["positive"]),
+            helper.make_node("Mul", ["positive", "hundred"], ["scaled"]),
+            helper.make_node("Ceil", ["scaled"], ["rounded"]),
+            helper.make_node("Cast", ["rounded"], ["index"], to=TensorProto.INT64),
+            helper.make_node("Reshape", ["index", "scalar_shape"], ["index_scalar"]),
+            helper.make_node("Gather", ["table", "index_scalar"], ["zero"], axis=0),
+            helper.make_node("Add", ["palette_logits", "zero"], ["logits"]),
+        ]
+    )
+    graph.initializer.extend(
+        [
+            helper.make_tensor("starts", TensorProto.INT64, [4], [0, 0, 0, 0]),
+            helper.make_tensor("ends", TensorProto.INT64, [4], [1, 1, 1, 1]),
+            helper.make_tensor("threshold", TensorProto.FLOAT, [], [float(threshold)]),
+            helper.make_tensor("hundred", TensorProto.FLOAT, [], [100.0]),
+            helper.make_tensor("scalar_shape", TensorProto.INT64, [0], []),
+            helper.make_tensor("table", TensorProto.FLOAT, [1], [0.0]),
+        ]
+    )
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Everything in ``folder`` that looks like a (partial) output bag."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith((".out", "out")))
+
+
+def test_model_failure_is_reported_as_one_and_leaves_no_output(tmp_path, capsys):
+    bag = write_scene_bag(tmp_path / "scenes", frames=4, seed=0)
+    labels = str(label_set_yaml(tmp_path / "labels.yaml"))
+    tripwire = corner_tripwire_model(tmp_path / "tripwire.onnx")
+    args = ["replay", str(bag), "--cloud-topic", "/lidar/points", "--label-set", labels]
+    out = tmp_path / "out"
+
+    code = main([*args, "--out", str(out), "--model", str(tripwire)])
+    err = capsys.readouterr().err
+    assert code == EXIT_MODEL_FAILURE == 3
+    (line,) = [line for line in err.splitlines() if "model failure" in line]
+    stamp = START_NS + 2 * PERIOD_NS  # the third frame, the first with a dark corner
+    assert f"{stamp // 10**9}.{stamp % 10**9:09d}" in line
+    assert "tripwire.onnx" in line and "camera 'front'" in line and "/front/image_raw" in line
+    assert "Gather" in line and "no output written" in line
+    assert "cannot read bag" not in err and "Traceback" not in err
+    assert leftovers(tmp_path) == []
+
+    # The rerun with a model that works goes into the same output path.
+    good = palette_model(tmp_path / "palette.onnx")
+    assert main([*args, "--out", str(out), "--model", str(good)]) == 0
+    assert leftovers(tmp_path) == ["out"] and len(_clouds(out)) == 4
+
+
+def test_interrupted_replay_leaves_no_output(tmp_path, palette):
+    bag = write_scene_bag(tmp_path / "scenes", frames=3, seed=0)
+    seen = []
+
+    class Interrupted:
+        """The palette engine, with Ctrl-C pressed during the second frame."""
+
+        label_set, description = palette.label_set, palette.description
+
+        def segment(self, image: np.ndarray):
+            seen.append(leftovers(tmp_path))
+            if len(seen) == 2:
+                raise KeyboardInterrupt
+            return palette.segment(image)
+
+    with pytest.raises(KeyboardInterrupt):
+        replay(bag, tmp_path / "out", ReplayConfig(cloud_topic="/lidar/points"), Interrupted())
+    assert seen[1][0].startswith(".out.") and seen[1][0].endswith(".partial")  # was writing
+    assert leftovers(tmp_path) == []

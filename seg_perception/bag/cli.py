@@ -1,15 +1,30 @@
 """``seg-perception replay``, ``regress`` and ``make-bag``.
 
 Exit codes scripts can rely on: 0 success (replay: every cloud accounted for; regress: no
-regression), 1 regression found, 2 bad input (missing/truncated bag, unknown storage,
-topics that do not exist, bad options).
+regression), 1 regression found (replay: a cloud neither processed nor reported dropped),
+2 bad input (missing/truncated bag, unknown storage, topics that do not exist, an output
+that exists already, a model that cannot be loaded, bad options), 3 replay only: the model
+failed at run time on a frame (stderr names the model, camera, topic, stamps and error).
+A replay that does not exit 0 or 1 leaves no output bag.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-from seg_perception.bag.io import EXIT_BAD_INPUT, BagError
+from seg_perception.bag.io import EXIT_BAD_INPUT, EXIT_MODEL_FAILURE, BagError
+
+REPLAY_EXIT_CODES = f"""exit codes:
+  0  every cloud processed or reported as dropped; the output bag is complete
+  1  some cloud was neither processed nor reported as dropped (a bug: please report it)
+  {EXIT_BAD_INPUT}  bad input: missing/truncated bag, unknown topics, output exists, model
+     cannot be loaded, bad options
+  {EXIT_MODEL_FAILURE}  the model failed at run time on a frame; one line on stderr names the
+     model, the camera, its image topic and stamp, the cloud stamp and the error
+On any exit but 0 and 1 no output bag is left: it is written under a temporary name
+(.NAME.*.partial beside it) and renamed at the end, so a rerun can use the same --out."""
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -17,7 +32,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "replay",
         help="run a rosbag2 (sqlite3/mcap) through the pipeline into an output bag",
         description="Replay a bag offline and deterministically through the same Pipeline the "
-        "nodes run; write labeled clouds, label images, class map and status messages.",
+        "nodes run;\nwrite labeled clouds, label images, class map and status messages.",
+        epilog=REPLAY_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     replay.add_argument("bag", help="input bag folder")
     replay.add_argument("--out", required=True, help="output bag folder (must not exist)")
@@ -78,7 +95,7 @@ def _cameras(specs: list[str]) -> list:
 def _replay(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from seg_perception.bag.replay import ReplayConfig, replay
+    from seg_perception.bag.replay import ReplayConfig, ReplayModelError, replay
     from seg_perception.cli import _engine_config
     from seg_perception.core.fusion import FusionConfig
     from seg_perception.engines.factory import create_engine, find_default_model
@@ -101,6 +118,8 @@ def _replay(args: argparse.Namespace) -> int:
 
     with open_bag(args.bag) as reader:
         find_topics(topic_types(reader), config)
+    if Path(args.out).exists():
+        raise BagError(f"output bag {args.out} exists already: remove it or pick another")
     engine = None
     if not cameras or not all(c.labels_topic for c in cameras):
         model, note = (args.model, "") if args.model else find_default_model()
@@ -108,7 +127,11 @@ def _replay(args: argparse.Namespace) -> int:
             raise BagError(f"images must be segmented but {note}")
         engine = create_engine(_engine_config(args, model))
     segmenter = GeometricCloudSegmenter() if config.segment_cloud else None
-    summary = replay(args.bag, args.out, config, engine, segmenter, progress=True)
+    try:
+        summary = replay(args.bag, args.out, config, engine, segmenter, progress=True)
+    except ReplayModelError as error:
+        print(f"\nseg-perception replay: {error}; no output written", file=sys.stderr)
+        return EXIT_MODEL_FAILURE
     print(summary.format())
     if args.pictures:
         print(f"overlay pictures in {args.pictures}")
@@ -137,4 +160,4 @@ def _make_bag(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["EXIT_BAD_INPUT", "add_parsers"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_MODEL_FAILURE", "add_parsers"]

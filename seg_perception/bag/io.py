@@ -9,7 +9,10 @@ The package's own message types (ClassMap, FusionStatus...) are registered from
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +20,8 @@ from typing import Any
 
 #: Exit codes scripts can rely on (see the CLI): usage/input errors.
 EXIT_BAD_INPUT = 2
+#: The 2D model failed at run time on a frame of the bag (replay); nothing was written.
+EXIT_MODEL_FAILURE = 3
 
 
 class BagError(RuntimeError):
@@ -137,3 +142,35 @@ class BagWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def new_bag(path: str | Path, store: Any, storage: str = "mcap") -> Iterator[BagWriter]:
+    """A BagWriter whose bag appears at ``path`` only once the ``with`` block completes.
+
+    A half-written bag looks like a result (``regress`` would compare it) and blocks the
+    rerun ("exists already"), so the bag is written inside a hidden folder beside ``path``
+    (``.NAME.*.partial``: same file system, so the final rename is atomic; the storage file
+    inside already has its final name) and that folder is removed on any exception, Ctrl-C
+    included. Only a killed process (SIGKILL, power loss) can leave one behind; it never
+    blocks a rerun and can be deleted.
+    """
+    path = Path(path)
+    if path.exists():
+        raise BagError(f"output bag {path} exists already: remove it or pick another")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    try:
+        writer = BagWriter(staging / path.name, store, storage)
+        try:
+            yield writer
+        except BaseException:
+            with contextlib.suppress(Exception):  # the original error is the one to report
+                writer.close()
+            raise
+        writer.close()
+        if path.exists():  # created by someone else while we were writing
+            raise BagError(f"output bag {path} exists already: remove it or pick another")
+        (staging / path.name).rename(path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

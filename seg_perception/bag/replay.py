@@ -7,7 +7,8 @@ models come from the bag's CameraInfo, extrinsics from its ``/tf_static`` and ``
 processed or reported as dropped with its reason. The output bag holds labeled clouds,
 class-colored clouds, label images, the class map and one FusionStatus per cloud, with
 the input stamps; it also records the replay configuration so ``regress`` can refuse to
-compare runs of different configurations.
+compare runs of different configurations. The output bag is written under a temporary name
+and renamed at the end, so a failed or interrupted replay leaves none.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from seg_perception.bag.io import (
     BagError,
     BagWriter,
     has_own_messages,
+    new_bag,
     open_bag,
     topic_types,
     typestore,
@@ -55,6 +57,15 @@ IMAGE, INFO, CLOUD = (
     "sensor_msgs/msg/PointCloud2",
 )
 TF = "tf2_msgs/msg/TFMessage"
+
+
+class ReplayModelError(RuntimeError):
+    """The 2D model failed at run time on one of the bag's images (not a bag problem).
+
+    Its message is one line naming the model, the camera, image topic and stamp, the
+    cloud's stamp and the model's error; replay stops and leaves no output bag, since a
+    run with a frame missing for this reason must not become (or be compared as) a golden.
+    """
 
 
 @dataclass
@@ -144,6 +155,10 @@ def _stamp(message: Any) -> int:
     return int(message.header.stamp.sec) * 1_000_000_000 + int(message.header.stamp.nanosec)
 
 
+def _format_stamp(header: Any) -> str:
+    return f"{int(header.stamp.sec)}.{int(header.stamp.nanosec):09d}"
+
+
 def find_topics(types: dict[str, str], config: ReplayConfig) -> tuple[str, list[CameraTopics]]:
     """The cloud topic and cameras to use, from the configuration or the bag's contents."""
     listing = ", ".join(f"{t} ({m})" for t, m in sorted(types.items()))
@@ -222,19 +237,18 @@ class Replayer:
                 calibration_from_file(self.config.calibration) if self.config.calibration else None
             )
             tree = read_transforms(reader) if extrinsics is None else None
-            writer = BagWriter(output, self.store, self.config.storage)
-            try:
-                self._write_preamble(writer, reader)
-                self._replay(reader, writer, cloud_topic, cameras, tree, extrinsics, progress)
-            except (BagError, TransformError):
-                raise
-            except Exception as error:  # sqlite/mcap/CDR errors of a broken bag
-                raise BagError(
-                    f"cannot read bag {bag} after {self.summary.clouds_read} clouds "
-                    f"({type(error).__name__}: {error}); is it truncated?"
-                ) from None
-            finally:
-                writer.close()
+            # The output appears only when the whole bag went through (see new_bag).
+            with new_bag(output, self.store, self.config.storage) as writer:
+                try:
+                    self._write_preamble(writer, reader)
+                    self._replay(reader, writer, cloud_topic, cameras, tree, extrinsics, progress)
+                except (BagError, TransformError, ReplayModelError):
+                    raise
+                except Exception as error:  # sqlite/mcap/CDR errors of a broken bag
+                    raise BagError(
+                        f"cannot read bag {bag} after {self.summary.clouds_read} clouds "
+                        f"({type(error).__name__}: {error}); is it truncated?"
+                    ) from None
         self.summary.wall_s = time.perf_counter() - start
         self.summary.output = str(output)
         return self.summary
@@ -325,7 +339,7 @@ class Replayer:
         except ValueError as error:
             self.summary.dropped[f"cloud: malformed PointCloud2 ({error})"] += 1
             return
-        inputs, warnings, headers = [], [], []
+        inputs, warnings, headers, used = [], [], [], []
         for camera, match in zip(cameras, frame.cameras, strict=True):
             if match is None:
                 warnings.append(f"camera '{camera.name}': no image within its time window")
@@ -335,12 +349,19 @@ class Replayer:
                     self._camera_input(camera, match.item, cloud_msg, models, tree, extrinsics)
                 )
                 headers.append(match.item.header)
+                used.append(camera)
             except (BagError, TransformError, ValueError) as error:
                 warnings.append(f"camera '{camera.name}': {error}")
         for warning in warnings:
             self.summary.camera_warnings[warning] += 1
         timings["convert"] += (time.perf_counter() - start) * 1e3
         try:
+            start = time.perf_counter()
+            inputs = [
+                self._segment(camera_input, camera, header, cloud_msg.header)
+                for camera_input, camera, header in zip(inputs, used, headers, strict=True)
+            ]
+            timings["segment_cameras"] += (time.perf_counter() - start) * 1e3
             result = self.pipeline.process(
                 Frame(cloud, inputs, frame.stamp_ns, cloud_msg.header.frame_id)
             )
@@ -359,6 +380,37 @@ class Replayer:
             self._picture(cloud, result, inputs, cloud_msg.header)
             timings["pictures"] += (time.perf_counter() - start) * 1e3
         self.summary.clouds_processed += 1
+
+    def _segment(
+        self, camera_input: CameraInput, camera: CameraTopics, image_header: Any, cloud_header: Any
+    ) -> CameraInput:
+        """``camera_input`` with its label image made by the pipeline's label source.
+
+        Done here, one camera at a time, rather than inside ``Pipeline.process`` (which then
+        takes the labels as they are) only so that a model failure can name the camera,
+        topic and stamp it failed on. A ValueError (an image the engine refuses) still
+        drops the frame as before; any other error is a ReplayModelError.
+        """
+        if camera_input.labels is not None:
+            return camera_input
+        try:
+            segmentation, description = self.pipeline.segment_camera(camera_input)
+        except ValueError:
+            raise
+        except Exception as error:  # ONNX Runtime, torch, TensorRT, out of memory...
+            source = self.pipeline.label_source_for(camera.name)
+            model = getattr(source, "description", "") or type(source).__name__
+            text = " ".join(str(error).split())[:300] or type(error).__name__
+            height, width = camera_input.image.shape[:2]
+            raise ReplayModelError(
+                f"model failure: {model} failed on camera '{camera.name}' "
+                f"({camera.image_topic}, image stamp {_format_stamp(image_header)}, "
+                f"{width}x{height}; cloud stamp {_format_stamp(cloud_header)}): {text}"
+            ) from error
+        return replace(
+            camera_input, labels=segmentation.labels, confidence=segmentation.confidence,
+            labels_description=description,
+        )  # fmt: skip
 
     def _camera_input(
         self, camera: CameraTopics, image_msg: Any, cloud_msg: Any, models: dict,
@@ -453,5 +505,9 @@ def replay(
     cloud_segmenter: Any | None = None,
     progress: bool = False,
 ) -> ReplaySummary:
-    """Replay ``bag`` into ``output``; returns the summary (every cloud accounted for)."""
+    """Replay ``bag`` into ``output``; returns the summary (every cloud accounted for).
+
+    ``output`` appears only when the whole bag went through: on any error (BagError,
+    ReplayModelError when the 2D model fails on a frame, Ctrl-C) nothing is left there.
+    """
     return Replayer(config, label_source, cloud_segmenter).run(bag, output, progress)

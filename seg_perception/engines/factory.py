@@ -9,9 +9,12 @@ PyTorch eager there with the same argmax.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
-from dataclasses import replace
+from dataclasses import asdict, replace
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from seg_perception.engines.base import EngineLoadError, SegmentationEngine
 from seg_perception.engines.config import EngineConfig
@@ -23,12 +26,73 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "seg_perception"
 
 
-def cached_onnx_path(config: EngineConfig) -> Path:
-    """Where the CPU auto path keeps the ONNX export of a Hugging Face model."""
+def cached_onnx_path(config: EngineConfig, key: dict[str, Any] | None = None) -> Path:
+    """Where the CPU auto path keeps the ONNX export of a Hugging Face model.
+
+    The name carries a digest of everything the exported file depends on (``key``, by
+    default :func:`_export_key`), so new weights saved into the same folder, a new snapshot
+    of a hub model or other export settings get an export of their own, never a stale one.
+    """
     cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-    tag = hashlib.sha256(f"{config.model}|{config.seed}".encode()).hexdigest()[:12]
+    key = _export_key(config) if key is None else key
+    canonical = json.dumps(key, sort_keys=True, default=str)
+    tag = hashlib.sha256(canonical.encode()).hexdigest()[:16]
     stem = config.model.replace("/", "--").replace(":", "-")
     return cache / "onnx" / f"{stem}.{tag}.onnx"
+
+
+def _export_key(config: EngineConfig) -> dict[str, Any]:
+    """What an export of ``config.model`` depends on: the weights and config by content
+    (a random spec: the spec and its seed), the opset, the torch/transformers versions that
+    trace it, and every engine setting except those that only matter after the export (a
+    setting the exporter starts to read, e.g. into the file's metadata, is thus covered
+    without anyone remembering to add it here). ``weights`` is None for a hub model that
+    is not in the local cache (yet).
+
+    A folder's (or a hub snapshot's) ``*.safetensors``, ``*.bin``, ``config.json`` and
+    ``preprocessor_config.json`` are hashed (sha256, streamed) every time, not cached by
+    (path, size, mtime): new weights of the same architecture have the same size, and copies
+    that keep mtimes (``cp -p``, rsync, tar, reproducible-build stores) can give them the
+    same mtime too. Hashing costs 0.3 s per 500 MB here (SegFormer-B5 weights: 340 MB),
+    once per engine creation.
+    """
+    # Where and how the export is run, not what it contains; the seed only picks the
+    # verification inputs, except for a random spec, whose weights it draws.
+    runtime_only = {"backend", "device", "precision", "num_threads", "cache_dir", "min_shape",
+                    "opt_shape", "max_shape", "calibration_images", "seed"}  # fmt: skip
+    settings = {k: v for k, v in asdict(config).items() if k not in runtime_only}
+    key: dict[str, Any] = {"settings": settings, "opset": 17}
+    for package in ("torch", "transformers"):
+        try:
+            key[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            key[package] = None
+    kind = config.model_kind
+    if kind == "random":
+        key["seed"] = config.seed
+        return key
+    folder: Path | None = Path(config.model) if kind == "folder" else None
+    if kind == "hub":
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(config.model, local_files_only=True))
+        except Exception:  # not cached (yet), not a valid repo id, no huggingface_hub
+            folder = None
+    if folder is None:
+        key["weights"] = None
+        return key
+    names = {"config.json", "preprocessor_config.json"}
+    weights = {}
+    for file in sorted(folder.iterdir()):
+        if file.is_file() and (file.name in names or file.suffix in (".safetensors", ".bin")):
+            digest = hashlib.sha256()
+            with file.open("rb") as stream:
+                while chunk := stream.read(1 << 20):
+                    digest.update(chunk)
+            weights[file.name] = digest.hexdigest()
+    key["weights"] = weights
+    return key
 
 
 def create_engine(config: EngineConfig) -> SegmentationEngine:
@@ -65,13 +129,30 @@ def create_engine(config: EngineConfig) -> SegmentationEngine:
 
 
 def _export_cached(config: EngineConfig) -> Path:
-    path = cached_onnx_path(config)
-    if not path.is_file():
-        from seg_perception.engines.export import export_onnx
+    """The cached ONNX export of ``config.model``, exported (and verified) when missing.
 
-        LOG.info("exporting %s to ONNX once, cached at %s", config.model, path)
-        export_onnx(config, path)
-    return path
+    The model's files are hashed again after an export: when they changed meanwhile (new
+    weights saved while we exported) nobody knows which weights the file holds, so it is
+    thrown away. A hub model that the export downloaded is filed under its files' hash.
+    """
+    key = _export_key(config)
+    path = cached_onnx_path(config, key)
+    if path.is_file():
+        return path
+    from seg_perception.engines.export import export_onnx
+
+    LOG.info("exporting %s to ONNX once, cached at %s", config.model, path)
+    export_onnx(config, path, opset=key["opset"])
+    settled = cached_onnx_path(config)
+    if settled != path:
+        if key.get("weights") is not None:
+            path.unlink(missing_ok=True)
+            raise EngineLoadError(
+                f"the model files of {config.model} changed while they were exported to ONNX; "
+                "try again once they are written"
+            )
+        path.replace(settled)
+    return settled
 
 
 def _onnx_from_huggingface(config: EngineConfig) -> SegmentationEngine:
