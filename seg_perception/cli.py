@@ -9,43 +9,17 @@ import sys
 from pathlib import Path
 
 
-def _engine_config(args: argparse.Namespace, model: str):
-    from seg_perception.engines.config import EngineConfig
+def _engine_config(args: argparse.Namespace, model: str | None = None):
+    """The EngineConfig of the engine flags (every EngineConfig field has one)."""
+    from seg_perception.engines.options import config_from_args
 
-    size = tuple(args.input_size) if args.input_size else None
-    return EngineConfig(
-        model=model,
-        backend=args.backend,
-        device=args.device,
-        precision=args.precision,
-        input_size=size,
-        resize=args.resize if size else "none",
-        label_set=args.label_set,
-        cache_dir=args.cache_dir,
-    )
+    return config_from_args(args, model=model)
 
 
 def _add_engine_options(parser: argparse.ArgumentParser, model_required: bool = False) -> None:
-    parser.add_argument(
-        "--model",
-        required=model_required,
-        help="ONNX file, TensorRT engine, Hugging Face folder or hub id, or random:segformer-b0",
-    )
-    parser.add_argument(
-        "--backend", default="auto", choices=["auto", "onnxruntime", "torch", "tensorrt"]
-    )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"])
-    parser.add_argument(
-        "--input-size",
-        type=int,
-        nargs=2,
-        metavar=("H", "W"),
-        help="network input size (default: the image's own size)",
-    )
-    parser.add_argument("--resize", default="stretch", choices=["stretch", "keep_aspect_pad"])
-    parser.add_argument("--label-set", default="", help="cityscapes or a label-set YAML")
-    parser.add_argument("--cache-dir", default="", help="where exports/engines are cached")
+    from seg_perception.engines.options import add_cli_options
+
+    add_cli_options(parser, model_required)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -81,19 +55,11 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _build_engine(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from seg_perception.engines.tensorrt_engine import build_engine
 
     args.backend = "tensorrt"
-    args.device = args.device if args.device.startswith("cuda") else "cuda"
-    config = replace(
-        _engine_config(args, args.onnx),
-        min_shape=tuple(args.min_shape) if args.min_shape else None,
-        opt_shape=tuple(args.opt_shape) if args.opt_shape else None,
-        max_shape=tuple(args.max_shape) if args.max_shape else None,
-        calibration_images=args.calibration_images,
-    )
+    args.device = args.device if args.device and args.device.startswith("cuda") else "cuda"
+    config = _engine_config(args, args.onnx)
     output = Path(args.output) if args.output else None
     path = build_engine(config, Path(args.onnx), output, args.force)
     print(f"engine ready: {path}")
@@ -169,9 +135,6 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--onnx", required=True, help="the ONNX model")
     build.add_argument("--output", help="engine file (default: cached next to the ONNX)")
     build.add_argument("--force", action="store_true", help="rebuild even if a valid engine exists")
-    for name in ("min", "opt", "max"):
-        build.add_argument(f"--{name}-shape", type=int, nargs=2, metavar=("H", "W"))
-    build.add_argument("--calibration-images", default="", help="folder of images for int8")
     _add_engine_options(build)
     build.set_defaults(func=_build_engine, precision="fp16")
 

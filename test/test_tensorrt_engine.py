@@ -137,7 +137,12 @@ def test_int8_key_depends_on_the_calibration_images(tmp_path):
     empty.mkdir()
     with pytest.raises(EngineLoadError, match="has no images"):
         engine_key(
-            EngineConfig(backend="tensorrt", precision="int8", calibration_images=str(empty)),
+            EngineConfig(
+                backend="tensorrt",
+                precision="int8",
+                calibration_images=str(empty),
+                input_size=NET,
+            ),
             onnx,
             env,
         )

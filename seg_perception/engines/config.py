@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from seg_perception.engines.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessor, ResizeMode
+from seg_perception.engines.preprocess import Preprocessor, ResizeMode
 
 Backend = Literal["auto", "onnxruntime", "torch", "tensorrt"]
 Precision = Literal["fp32", "fp16", "int8"]
@@ -33,36 +33,75 @@ class EngineConfigError(ValueError):
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Everything needed to build a segmentation engine."""
+    """Everything needed to build a segmentation engine.
+
+    The fields after ``spec`` describe the network's contract (``engines/spec.py``); left
+    unset (None, empty) they come from the model's own spec: a sidecar YAML, the ONNX
+    metadata of our export, or a Hugging Face folder's configs. Each field's docstring is
+    its CLI help, ROS parameter description and YAML comment (``engines/options.py``).
+    """
 
     model: str = "random:segformer-b0"
+    """ONNX file, TensorRT engine, Hugging Face folder or hub id, or random:segformer-b0
+    (random weights, for tests)."""
     backend: Backend = "auto"
+    """Inference backend; auto: .onnx -> onnxruntime, .engine -> tensorrt, Hugging Face ->
+    torch on CUDA, an ONNX export on the CPU."""
     device: str = "cpu"
+    """cpu, cuda or cuda:N."""
     precision: Precision = "fp32"
-    #: Network input (h, w); None with resize "none" runs at the camera's size.
-    input_size: tuple[int, int] | None = (512, 1024)
-    resize: ResizeMode = "stretch"
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
-    scale: float = 1.0 / 255.0
-    channel_order: Literal["rgb", "bgr"] = "rgb"
-    #: ONNX/TensorRT tensor names; None = the model's first input / output.
+    """fp16/int8 need a GPU."""
+    spec: str = ""
+    """Model spec YAML (the network's contract); empty: <model>.yaml beside the model if
+    it exists."""
+    input_size: tuple[int, int] | None = None
+    """Network input (height, width): a fixed size the image is resized to (unset: the
+    spec's)."""
+    resize: ResizeMode | None = None
+    """How images meet a fixed input_size; none: run at the camera's own size (unset: the
+    spec's)."""
+    multiple_of: int = 0
+    """Pad the image up to a multiple of this (fully convolutional CNNs); 0: the spec's."""
+    mean: tuple[float, float, float] | None = None
+    """Per-channel mean subtracted after scaling, in the network's channel order (unset:
+    the spec's)."""
+    std: tuple[float, float, float] | None = None
+    """Per-channel std divided by, in the network's channel order (unset: the spec's)."""
+    scale: float | None = None
+    """Pixel values are multiplied by this first, e.g. 1/255 (unset: the spec's)."""
+    channel_order: Literal["rgb", "bgr"] | None = None
+    """Channel order the network expects (unset: the spec's)."""
+    layout: Literal["NCHW", "NHWC"] | None = None
+    """Input tensor layout (unset: the spec's)."""
+    input_dtype: Literal["float32", "uint8"] | None = None
+    """Input tensor type; uint8: raw pixels, no scale/mean/std (unset: the spec's)."""
     input_name: str | None = None
+    """Input tensor name (unset: the spec's, else the model's first input)."""
     output_name: str | None = None
-    output_kind: Literal["logits", "class_ids"] = "logits"
-    #: "cityscapes", a label-set YAML path, or "" to take it from the model.
+    """Output tensor name (unset: the spec's, else the model's first output)."""
+    output_kind: Literal["logits", "probabilities", "class_ids"] | None = None
+    """What the output holds (unset: the spec's, else logits)."""
     label_set: str = ""
+    """Classes of the output channels: cityscapes or a label-set YAML (empty: the spec's,
+    else the model's own)."""
+    void_channels: tuple[int, ...] = ()
+    """Output channels (or ids) that mean void/ignore: published as unlabeled (empty: the
+    spec's)."""
     num_threads: int = 0
-    #: Where exported ONNX files and TensorRT engines are cached ("" = next to the model,
-    #: or ~/.cache/seg_perception for hub models).
+    """CPU threads for inference (0: the runtime's default)."""
     cache_dir: str = ""
-    #: TensorRT dynamic-shape profile (h, w) min / opt / max; None = fixed input_size.
+    """Where ONNX exports and TensorRT engines are cached (empty: next to the model, or
+    ~/.cache/seg_perception)."""
     min_shape: tuple[int, int] | None = None
+    """TensorRT dynamic-shape profile: smallest (height, width) (unset: fixed input_size)."""
     opt_shape: tuple[int, int] | None = None
+    """TensorRT dynamic-shape profile: the (height, width) to optimize for."""
     max_shape: tuple[int, int] | None = None
-    #: Folder of images for int8 calibration (TensorRT).
+    """TensorRT dynamic-shape profile: largest (height, width)."""
     calibration_images: str = ""
+    """Folder of images for TensorRT int8 calibration."""
     seed: int = 0
+    """Seed of random:segformer-* weights."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -85,20 +124,57 @@ class EngineConfig:
             )
         if self.num_threads < 0:
             raise EngineConfigError(f"num_threads must be >= 0, got {self.num_threads}")
+        if self.resize not in (None, "stretch", "keep_aspect_pad", "none"):
+            raise EngineConfigError(
+                f"resize must be stretch, keep_aspect_pad or none, not {self.resize!r}"
+            )
+        if self.resize in ("stretch", "keep_aspect_pad") and not self.input_size:
+            raise EngineConfigError(f"resize '{self.resize}' needs input_size (height, width)")
+        if self.multiple_of < 0:
+            raise EngineConfigError(f"multiple_of must be >= 0, got {self.multiple_of}")
         try:
-            self.preprocessor()
+            self.explicit_spec()
         except ValueError as error:
             raise EngineConfigError(str(error)) from None
 
+    def explicit_spec(self) -> dict[str, Any]:
+        """The model-spec fields this configuration states (the highest precedence)."""
+        from seg_perception.engines.spec import parse_spec
+
+        section: dict[str, Any] = {}
+        for key, value in (
+            ("name", self.input_name), ("layout", self.layout), ("dtype", self.input_dtype),
+            ("color", self.channel_order), ("scale", self.scale),
+            ("mean", list(self.mean) if self.mean else None),
+            ("std", list(self.std) if self.std else None),
+        ):  # fmt: skip
+            if value is not None:
+                section[key] = value
+        if self.resize == "none":
+            section["size"] = (
+                {"multiple_of": self.multiple_of} if self.multiple_of > 1 else "dynamic"
+            )
+        elif self.input_size:
+            section["size"] = [int(v) for v in self.input_size]
+            section["resize"] = self.resize or "stretch"
+        elif self.multiple_of:
+            section["size"] = {"multiple_of": self.multiple_of}
+        data: dict[str, Any] = {"input": section, "output": {}}
+        if self.output_name:
+            data["output"]["name"] = self.output_name
+        if self.output_kind:
+            data["output"]["kind"] = self.output_kind
+        if self.label_set:
+            data["classes"] = self.label_set
+        if self.void_channels:
+            data["void"] = list(self.void_channels)
+        return parse_spec(data, "the engine configuration")
+
     def preprocessor(self) -> Preprocessor:
-        return Preprocessor(
-            input_size=tuple(self.input_size) if self.input_size else None,  # type: ignore[arg-type]
-            resize=self.resize,
-            mean=tuple(self.mean),  # type: ignore[arg-type]
-            std=tuple(self.std),  # type: ignore[arg-type]
-            scale=self.scale,
-            channel_order=self.channel_order,
-        )
+        """The preprocessing of this configuration's resolved spec (explicit + sidecar)."""
+        from seg_perception.engines.spec import resolve_for_config
+
+        return Preprocessor.from_spec(resolve_for_config(self))
 
     @property
     def model_kind(self) -> Literal["onnx", "tensorrt", "random", "folder", "hub"]:
@@ -125,7 +201,15 @@ class EngineConfig:
                 f"known: {', '.join(sorted(known))}"
             )
         converted = dict(values)
-        for key in ("input_size", "min_shape", "max_shape", "opt_shape", "mean", "std"):
+        for key in (
+            "input_size",
+            "min_shape",
+            "max_shape",
+            "opt_shape",
+            "mean",
+            "std",
+            "void_channels",
+        ):
             if converted.get(key) is not None:
                 converted[key] = tuple(converted[key])
         return cls(**converted)

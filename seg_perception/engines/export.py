@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,12 @@ import numpy as np
 
 from seg_perception.engines.base import EngineLoadError
 from seg_perception.engines.config import EngineConfig
-from seg_perception.engines.onnx_engine import META_LABEL_SET, META_PREPROCESS
+from seg_perception.engines.spec import (
+    META_LABEL_SET,
+    META_SPEC,
+    resolve_for_config,
+    to_onnx_metadata,
+)
 from seg_perception.engines.torch_engine import label_set_of, load_segformer
 
 LOG = logging.getLogger(__name__)
@@ -149,21 +154,17 @@ def _export(model: Any, example: Any, path: Path, opset: int) -> None:
 
 
 def _write_metadata(path: Path, config: EngineConfig, model: Any) -> None:
+    """The model's spec (and, for older readers, its label set) as ONNX metadata."""
     import onnx
 
+    from seg_perception.engines.torch_engine import hf_spec_fields
+
+    spec = resolve_for_config(config, hf_fields=hf_spec_fields(config, model))
+    spec = replace(spec, input_name="pixel_values", output_name="logits")
     proto = onnx.load(str(path))
     entries = {
+        META_SPEC: to_onnx_metadata(spec),
         META_LABEL_SET: json.dumps(label_set_of(model).to_dict()),
-        META_PREPROCESS: json.dumps(
-            {
-                "mean": list(config.mean),
-                "std": list(config.std),
-                "scale": config.scale,
-                "input_size": list(config.input_size) if config.input_size else None,
-                "resize": config.resize,
-                "source": config.model,
-            }
-        ),
     }
     for key, value in entries.items():
         prop = proto.metadata_props.add()

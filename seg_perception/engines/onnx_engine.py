@@ -1,26 +1,29 @@
 """ONNX Runtime backend: any ONNX segmentation model, SegFormer's default on the CPU.
 
-Inputs and outputs are found by name (configurable, defaulting to the model's first input
-and output), their ranks and channel counts are checked when the session is created, and
-settings the exporter wrote into the model's metadata (label set, normalization, network
-size) are used unless the configuration overrides them.
+The model's contract comes from its spec (configuration, sidecar YAML, the metadata our
+export writes: ``engines/spec.py``); the tensors it names are checked against the model's
+own (name, layout, type, rank) when the session is created, and the output channels
+against the classes as soon as their count is known.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from seg_perception.core.labels import LabelSet, LabelSetError
 from seg_perception.engines.base import EngineLoadError, SegmentationEngine
 from seg_perception.engines.config import EngineConfig
+from seg_perception.engines.spec import (
+    META_LABEL_SET,
+    META_PREPROCESS,
+    ModelSpec,
+    ModelSpecError,
+    resolve_for_config,
+)
 
-#: Keys of the ONNX metadata written by :mod:`seg_perception.engines.export`.
-META_LABEL_SET = "seg_perception.label_set"
-META_PREPROCESS = "seg_perception.preprocess"
+__all__ = ["META_LABEL_SET", "META_PREPROCESS", "OnnxRuntimeEngine"]
 
 
 def _import_ort() -> Any:
@@ -72,53 +75,65 @@ class OnnxRuntimeEngine(SegmentationEngine):
                 f"ONNX Runtime cannot load {path}: {str(error).splitlines()[0][:300]} "
                 "(is the file complete and a valid ONNX model?)"
             ) from None
-        self.input_name, self.output_name = self._check_io(config)
         metadata = self.session.get_modelmeta().custom_metadata_map
-        label_set = self._label_set(config, metadata)
-        super().__init__(config.preprocessor(), label_set, config.output_kind, str(path))
+        try:
+            spec = resolve_for_config(config, onnx_metadata=metadata)
+        except ModelSpecError as error:
+            raise EngineLoadError(str(error)) from None
+        self.input_name, self.output_name = self._check_io(spec, path)
+        super().__init__(spec, str(path))
+        channels = self._static_channels()
+        if channels is not None and self.output_kind != "class_ids":
+            self.bind_channels(channels)
 
-    def _check_io(self, config: EngineConfig) -> tuple[str, str]:
+    def _check_io(self, spec: ModelSpec, path: Path) -> tuple[str, str]:
+        """The input/output tensors the spec names, checked against the model's own."""
         inputs = {i.name: i for i in self.session.get_inputs()}
         outputs = {o.name: o for o in self.session.get_outputs()}
-        input_name = config.input_name or next(iter(inputs))
-        output_name = config.output_name or next(iter(outputs))
+        input_name = spec.input_name or next(iter(inputs))
+        output_name = spec.output_name or next(iter(outputs))
         if input_name not in inputs:
             raise EngineLoadError(
-                f"ONNX model has no input '{input_name}'; its inputs are {list(inputs)} "
-                "(set input_name)"
+                f"{path.name}: the model has no input '{input_name}' "
+                f"({spec.source('input_name')}); its inputs are {list(inputs)}: fix input.name"
             )
         if output_name not in outputs:
             raise EngineLoadError(
-                f"ONNX model has no output '{output_name}'; its outputs are {list(outputs)} "
-                "(set output_name)"
+                f"{path.name}: the model has no output '{output_name}' "
+                f"({spec.source('output_name')}); its outputs are {list(outputs)}: fix "
+                "output.name"
             )
         shape = inputs[input_name].shape
-        if len(shape) != 4 or shape[1] not in (3, "3"):
+        axis = 1 if spec.layout == "NCHW" else 3
+        if len(shape) != 4 or shape[axis] not in (3, "3"):
             raise EngineLoadError(
-                f"ONNX input '{input_name}' has shape {shape}; expected (N, 3, H, W) images"
+                f"{path.name}: input '{input_name}' has shape {shape}, but layout "
+                f"{spec.layout} ({spec.source('layout')}) needs 3 channels at axis {axis}: "
+                "fix input.layout"
             )
-        rank = len(outputs[output_name].shape)
-        expected = 4 if config.output_kind == "logits" else 3
+        wanted = "tensor(uint8)" if spec.input_dtype == "uint8" else "tensor(float)"
+        if inputs[input_name].type != wanted:
+            raise EngineLoadError(
+                f"{path.name}: input '{input_name}' is {inputs[input_name].type}, but dtype "
+                f"{spec.input_dtype} ({spec.source('input_dtype')}) needs {wanted}: fix "
+                "input.dtype"
+            )
+        self._output_shape = outputs[output_name].shape
+        rank = len(self._output_shape)
+        expected = 3 if spec.output_kind == "class_ids" else 4
         if rank != expected:
             raise EngineLoadError(
-                f"ONNX output '{output_name}' has rank {rank} but output_kind "
-                f"'{config.output_kind}' expects {expected} ((N, C, h, w) logits or (N, h, w) "
-                "class ids)"
+                f"{path.name}: output '{output_name}' has rank {rank} but output kind "
+                f"'{spec.output_kind}' ({spec.source('output_kind')}) expects {expected} "
+                "((N, C, h, w) logits/probabilities or (N, h, w) class ids): fix output.kind"
             )
         return input_name, output_name
 
-    @staticmethod
-    def _label_set(config: EngineConfig, metadata: dict[str, str]) -> LabelSet:
-        if config.label_set:
-            return LabelSet.from_name_or_path(config.label_set)
-        if META_LABEL_SET in metadata:
-            try:
-                return LabelSet.from_dict(json.loads(metadata[META_LABEL_SET]))
-            except (ValueError, LabelSetError) as error:
-                raise EngineLoadError(
-                    f"the model's label-set metadata is invalid: {error}"
-                ) from None
-        return LabelSet.cityscapes()
+    def _static_channels(self) -> int | None:
+        """The output's channel count when the model declares it (else known at run time)."""
+        if len(self._output_shape) == 4 and isinstance(self._output_shape[1], int):
+            return int(self._output_shape[1])
+        return None
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         try:

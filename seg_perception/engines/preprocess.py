@@ -25,7 +25,7 @@ When boundaries cover much of the image and the image fills the network input
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -68,7 +68,13 @@ def check_image(image: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Preprocessor:
-    """Camera image (H, W, 3 uint8 RGB) -> network input (1, 3, h, w float32)."""
+    """Camera image (H, W, 3 uint8 RGB) -> network input (1, 3, h, w) float32 by default.
+
+    ``layout`` NHWC gives (1, h, w, 3); ``input_dtype`` uint8 gives the raw pixels (no
+    scale, mean or std: networks with normalization inside). With ``resize`` "none" the
+    network runs at the image's size, padded bottom/right up to a multiple of
+    ``multiple_of`` (fully convolutional CNNs whose strides must divide the input).
+    """
 
     input_size: tuple[int, int] | None = (512, 1024)
     resize: ResizeMode = "stretch"
@@ -76,8 +82,18 @@ class Preprocessor:
     std: tuple[float, float, float] = IMAGENET_STD
     scale: float = 1.0 / 255.0
     channel_order: Literal["rgb", "bgr"] = "rgb"
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    input_dtype: Literal["float32", "uint8"] = "float32"
+    multiple_of: int = 1
 
     def __post_init__(self) -> None:
+        if self.multiple_of < 1:
+            raise ValueError(f"multiple_of must be >= 1, got {self.multiple_of}")
+        if self.layout not in ("NCHW", "NHWC") or self.input_dtype not in ("float32", "uint8"):
+            raise ValueError(
+                f"layout must be NCHW or NHWC and dtype float32 or uint8, got {self.layout}, "
+                f"{self.input_dtype}"
+            )
         if self.resize not in ("stretch", "keep_aspect_pad", "none"):
             raise ValueError(
                 f"resize must be stretch, keep_aspect_pad or none, not {self.resize!r}"
@@ -91,9 +107,28 @@ class Preprocessor:
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError(f"mean and std need 3 values, std > 0; got {self.mean}, {self.std}")
 
+    @classmethod
+    def from_spec(cls, spec: Any) -> Preprocessor:
+        """The preprocessing a :class:`~seg_perception.engines.spec.ModelSpec` describes."""
+        size = spec.size
+        fixed = size.kind == "fixed"
+        return cls(
+            input_size=tuple(size.size) if fixed else None,
+            resize=spec.resize if fixed else "none",
+            mean=tuple(spec.mean),
+            std=tuple(spec.std),
+            scale=spec.scale,
+            channel_order=spec.color,
+            layout=spec.layout,
+            input_dtype=spec.input_dtype,
+            multiple_of=size.multiple_of if size.kind == "multiple" else 1,
+        )
+
     def letterbox(self, height: int, width: int) -> Letterbox:
         if self.resize == "none":
-            return Letterbox((height, width), (height, width), (height, width))
+            step = self.multiple_of
+            padded = (-(-height // step) * step, -(-width // step) * step)
+            return Letterbox((height, width), (height, width), padded)
         net_h, net_w = self.input_size  # type: ignore[misc]
         if self.resize == "stretch":
             return Letterbox((height, width), (net_h, net_w), (net_h, net_w))
@@ -113,6 +148,8 @@ class Preprocessor:
             )
         if self.channel_order == "bgr":
             image = image[..., ::-1]
+        if self.input_dtype == "uint8":
+            return self._raw(image, box), box
         # (x * scale - mean) / std in one multiply-add per channel.
         gain = np.float32(self.scale) / np.asarray(self.std, dtype=np.float32)
         offset = np.asarray(self.mean, dtype=np.float32) / np.asarray(self.std, dtype=np.float32)
@@ -122,7 +159,18 @@ class Preprocessor:
             plane = batch[0, channel, :h, :w]
             np.multiply(image[..., channel], gain[channel], out=plane, casting="unsafe")
             plane -= offset[channel]
+        if self.layout == "NHWC":
+            batch = np.ascontiguousarray(batch.transpose(0, 2, 3, 1))
         return batch, box
+
+    def _raw(self, image: np.ndarray, box: Letterbox) -> np.ndarray:
+        """uint8 pixels, padded with zeros, in the network's layout."""
+        h, w = box.resized
+        batch = np.zeros((1, *box.network_size, 3), dtype=np.uint8)
+        batch[0, :h, :w] = image
+        if self.layout == "NCHW":
+            batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
+        return batch
 
 
 def _source_coordinates(out: int, resized: int, image: int, network: int, logits: int) -> tuple:

@@ -63,8 +63,8 @@ from seg_perception.engines.engine_cache import (
     sha256_file,
     utc_now,
 )
-from seg_perception.engines.onnx_engine import META_LABEL_SET
 from seg_perception.engines.preprocess import EngineInputError, Preprocessor
+from seg_perception.engines.spec import META_LABEL_SET, ModelSpecError, resolve_for_config
 
 LOG = logging.getLogger(__name__)
 
@@ -162,12 +162,19 @@ def profile_shapes(config: EngineConfig) -> tuple[Shape, Shape, Shape]:
     profile dynamic; missing ones default to the network size (opt also to max).
     """
     size = tuple(config.input_size) if config.input_size and config.resize != "none" else None
+    if size is None and config.resize != "none":  # a fixed size the model's spec states
+        try:
+            policy = resolve_for_config(config).size
+        except ModelSpecError as error:
+            raise EngineLoadError(str(error)) from None
+        size = policy.size if policy.kind == "fixed" else None
     given = (config.min_shape, config.opt_shape, config.max_shape)
     if all(s is None for s in given):
         if size is None:
             raise EngineLoadError(
-                "resize 'none' runs the network at each camera's size, so a TensorRT engine "
-                "needs a shape range: set min_shape, opt_shape and max_shape (h, w)"
+                "the network runs at each camera's size (no fixed input_size in the "
+                "configuration or the model's spec), so a TensorRT engine needs a shape range: "
+                "set min_shape, opt_shape and max_shape (h, w), or input_size"
             )
         return size, size, size  # type: ignore[return-value]
     low = config.min_shape or size
@@ -309,7 +316,7 @@ def _calibration_batches(config: EngineConfig, shape: Shape) -> Iterator[np.ndar
     preprocessor = replace(
         config.preprocessor(),
         input_size=shape,
-        resize="stretch" if config.resize == "none" else config.resize,
+        resize=config.resize if config.resize in ("stretch", "keep_aspect_pad") else "stretch",
     )
     for file in calibration_files(config.calibration_images):
         image = cv2.imread(str(file), cv2.IMREAD_COLOR)
@@ -667,8 +674,13 @@ class TensorRTEngine(SegmentationEngine):
             self._load(engine_path, config, index, record)
         self.engine_path = engine_path
         self.record = record
-        label_set = self._label_set(config, record)
-        super().__init__(config.preprocessor(), label_set, config.output_kind, str(engine_path))
+        try:
+            spec = resolve_for_config(config)
+        except ModelSpecError as error:
+            raise EngineLoadError(str(error)) from None
+        if spec.label_set is None:
+            spec = replace(spec, label_set=self._label_set(config, record))
+        super().__init__(spec, str(engine_path))
         self._check_network_size(config)
 
     # ------------------------------------------------------------------ loading
@@ -743,12 +755,12 @@ class TensorRTEngine(SegmentationEngine):
                 f"{self.output_names} (set output_name)"
             )
         rank = len(self.engine.get_tensor_shape(output_name))
-        expected = 4 if config.output_kind == "logits" else 3
+        kind = config.output_kind or "logits"
+        expected = 3 if kind == "class_ids" else 4
         if rank != expected:
             raise EngineLoadError(
                 f"TensorRT output '{output_name}' has rank {rank} but output_kind "
-                f"'{config.output_kind}' expects {expected} ((N, C, h, w) logits or (N, h, w) "
-                "class ids)"
+                f"'{kind}' expects {expected} ((N, C, h, w) logits or (N, h, w) class ids)"
             )
         return input_name, output_name
 

@@ -8,6 +8,7 @@ reachable on the build machines).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import numpy as np
 from seg_perception.core.labels import LabelSet
 from seg_perception.engines.base import EngineLoadError, SegmentationEngine
 from seg_perception.engines.config import RANDOM_PREFIX, EngineConfig
+from seg_perception.engines.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from seg_perception.engines.spec import ModelSpecError, from_hf_preprocessor, resolve_for_config
 
 LOG = logging.getLogger(__name__)
 
@@ -133,6 +136,27 @@ def label_set_of(model: Any) -> LabelSet:
     )
 
 
+def hf_spec_fields(config: EngineConfig, model: Any) -> tuple[str, dict[str, Any]]:
+    """(where, spec fields) of a transformers model: its folder's preprocessor config and
+    its classes. ``random:`` models take SegFormer's processor defaults but no fixed size."""
+    where = f"{config.model} (Hugging Face configs)"
+    fields: dict[str, Any] = {"label_set": label_set_of(model), "output_kind": "logits"}
+    if config.model_kind == "random":
+        fields.update(scale=1 / 255, mean=IMAGENET_MEAN, std=IMAGENET_STD, color="rgb")
+        return where, fields
+    folder = Path(config.model) if config.model_kind == "folder" else None
+    if folder is None:
+        folder = Path(getattr(model.config, "_name_or_path", "") or "")
+    path = folder / "preprocessor_config.json"
+    if path.is_file():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        read, notes = from_hf_preprocessor(data, str(path))
+        fields.update(read)
+        for note in notes:
+            LOG.warning(note)
+    return where, fields
+
+
 class TorchEngine(SegmentationEngine):
     """SegFormer through PyTorch eager; fp16 autocast on CUDA."""
 
@@ -153,12 +177,12 @@ class TorchEngine(SegmentationEngine):
             self.model.half()
         if config.num_threads and self.device.type == "cpu":
             torch.set_num_threads(config.num_threads)
-        label_set = (
-            LabelSet.from_name_or_path(config.label_set)
-            if config.label_set
-            else label_set_of(self.model)
-        )
-        super().__init__(config.preprocessor(), label_set, "logits", config.model)
+        try:
+            spec = resolve_for_config(config, hf_fields=hf_spec_fields(config, self.model))
+        except ModelSpecError as error:
+            raise EngineLoadError(str(error)) from None
+        super().__init__(spec, config.model)
+        self.bind_channels(int(self.model.config.num_labels))
 
     def _infer(self, batch: np.ndarray) -> Any:
         torch = self._torch

@@ -370,7 +370,7 @@ def eval_images_command(args: argparse.Namespace) -> int:
         images_dir = None
     if args.model and images_dir is None:
         raise ValueError("--model needs --images (the RGB images to segment)")
-    label_set = LabelSet.from_name_or_path(args.label_set)
+    label_set = LabelSet.from_name_or_path(args.label_set or "cityscapes")
     if args.ignore_id in label_set.ids:
         raise ValueError(f"--ignore-id {args.ignore_id} is a class of {label_set.name}")
     predict, source = image_predictor(args, label_set)

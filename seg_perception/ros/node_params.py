@@ -9,35 +9,25 @@ dataclasses, with the field docstrings as descriptions, so the two never drift a
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
-import itertools
-import textwrap
 from typing import Any
 
+from seg_perception.core.fields import field_docs
 from seg_perception.core.fusion import FusionConfig
 from seg_perception.engines.config import EngineConfig
+from seg_perception.engines.options import config_from_params, engine_options, ros_value
 from seg_perception.lidar.clustering import ClusterParams
 from seg_perception.lidar.ground import GroundParams
 from seg_perception.lidar.segmenter import GeometricCloudSegmenter
 from seg_perception.ros.params import Param
 
-ENGINE_PARAMS = (
-    Param("engine.model", "", "ONNX file, TensorRT engine, Hugging Face folder or hub id, or "
-          "random:segformer-b0 (random weights, for tests)."),
-    Param("engine.backend", "auto", "Inference backend.",
-          choices=("auto", "onnxruntime", "torch", "tensorrt")),
-    Param("engine.device", "cpu", "cpu, cuda or cuda:N."),
-    Param("engine.precision", "fp32", "fp16/int8 need a GPU.", choices=("fp32", "fp16", "int8")),
-    Param("engine.input_height", 0, "Network input height (0: the image's own size).", 0, 8192),
-    Param("engine.input_width", 0, "Network input width (0: the image's own size).", 0, 8192),
-    Param("engine.resize", "stretch", "How images are fitted to the network input.",
-          choices=("stretch", "keep_aspect_pad")),
-    Param("engine.label_set", "", "cityscapes, a label-set YAML, or empty: the model's own."),
-    Param("engine.cache_dir", "", "Where ONNX exports and TensorRT engines are cached."),
-    Param("engine.num_threads", 0, "CPU threads for inference (0: the runtime's default).", 0, 256),
-)  # fmt: skip
+#: ``engine.*``: one parameter per EngineConfig field (engines/options.py), described by
+#: the field's docstring; unset contract fields come from the model's spec.
+#: A node has no default model (it must be given; an empty one stops the node at start-up).
+ENGINE_PARAMS = tuple(
+    Param(f"engine.{o.name}", "" if o.name == "model" else ros_value(o), o.help, choices=o.choices)
+    for o in engine_options()
+)
 
 FUSION_PARAMS = (
     Param("fusion.occlusion", True, "Reject points hidden behind nearer surfaces."),
@@ -54,25 +44,8 @@ FUSION_PARAMS = (
 )  # fmt: skip
 
 
-def _field_docs(cls: type) -> dict[str, str]:
-    """Attribute docstrings (a string right after a field) of a dataclass, by field name."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for node, following in itertools.pairwise(body):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(following, ast.Expr)
-            and isinstance(following.value, ast.Constant)
-            and isinstance(following.value.value, str)
-        ):
-            docs[node.target.id] = " ".join(following.value.value.split())
-    return docs
-
-
 def _dataclass_params(prefix: str, cls: type, overrides: dict[str, Any] | None = None) -> tuple:
-    docs = _field_docs(cls)
+    docs = field_docs(cls)
     params = []
     for item in dataclasses.fields(cls):
         default = (overrides or {}).get(item.name, item.default)
@@ -94,22 +67,8 @@ def _section(values: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 
 def engine_config(values: dict[str, Any]) -> EngineConfig:
-    engine = _section(values, "engine")
-    height, width = engine.pop("input_height"), engine.pop("input_width")
-    if (height == 0) != (width == 0):
-        raise ValueError("engine.input_height and engine.input_width must both be 0 or both > 0")
-    size = (height, width) if height else None
-    return EngineConfig(
-        model=engine["model"],
-        backend=engine["backend"],
-        device=engine["device"],
-        precision=engine["precision"],
-        input_size=size,
-        resize=engine["resize"] if size else "none",
-        label_set=engine["label_set"],
-        cache_dir=engine["cache_dir"],
-        num_threads=engine["num_threads"],
-    )
+    """The EngineConfig of a node's ``engine.*`` parameters."""
+    return config_from_params(values)
 
 
 def fusion_config(values: dict[str, Any]) -> FusionConfig:

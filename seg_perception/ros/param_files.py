@@ -73,6 +73,9 @@ def render(node: str) -> str:
             for comment in textwrap.wrap(text, 96 - len(indent)):
                 lines.append(f"{indent}# {comment}")
             key = param.name.rpartition(".")[2]
+            if param.default is None:  # may stay unset: shown, commented out
+                lines.append(f"{indent}# {key}:  (unset)")
+                continue
             lines.append(f"{indent}{key}: {_value(param.default)}")
     if node in ("fusion", "pipeline"):
         lines += ["    " + line if line else "" for line in CAMERA_EXAMPLE.splitlines()]

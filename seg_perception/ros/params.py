@@ -35,7 +35,9 @@ class Param:
 
     def descriptor(self) -> ParameterDescriptor:
         text = self.description + (f" One of: {', '.join(self.choices)}." if self.choices else "")
-        descriptor = ParameterDescriptor(description=text)
+        # A None default is an option that may stay unset (the value then comes from
+        # elsewhere, e.g. a model's spec): declared untyped, checked by its reader.
+        descriptor = ParameterDescriptor(description=text, dynamic_typing=self.default is None)
         has_range = self.low is not None and self.high is not None
         if has_range and not isinstance(self.default, bool):
             if isinstance(self.default, int):
@@ -96,7 +98,7 @@ def declare_parameters(node: Node, params: tuple[Param, ...]) -> dict[str, Any]:
             ) from None
         except ParameterUninitializedException:
             raise StartupError(f"parameter '{param.name}' has no value") from None
-        if param.choices and value not in param.choices:
+        if param.choices and value is not None and value not in param.choices:
             raise StartupError(
                 f"parameter '{param.name}' is {value!r}; "
                 f"it must be one of {', '.join(param.choices)}"
