@@ -128,3 +128,80 @@ def label_set_yaml(path: Path) -> Path:
         + "".join(f"  - {{id: {i}, name: c{i}}}\n" for i in range(len(PALETTE)))
     )
     return path
+
+
+def normalized(colors: np.ndarray, bgr: bool, scale: float, mean, std) -> np.ndarray:
+    """RGB uint8 colors as a network with this input contract sees them."""
+    values = np.asarray(colors, dtype=np.float64)
+    if bgr:
+        values = values[..., ::-1]
+    return (values * scale - np.asarray(mean)) / np.asarray(std)
+
+
+def contract_model(
+    path: Path,
+    colors: np.ndarray,
+    bgr: bool = False,
+    scale: float = 1 / 255,
+    mean=MEAN,
+    std=STD,
+    stride: int = 1,
+    kind: str = "logits",
+) -> Path:
+    """A palette classifier of ``colors`` (K, 3 RGB) for a network with the given input
+    contract: only an image preprocessed exactly that way is labeled by nearest color.
+
+    ``kind`` "probabilities" adds a softmax over the channels; "class_ids" an argmax.
+    """
+    import onnx
+    from onnx import helper
+
+    points = normalized(colors, bgr, scale, mean, std).astype(np.float32)
+    weight = points.reshape(len(points), 3, 1, 1)
+    bias = (-0.5 * (points**2).sum(axis=1)).astype(np.float32)
+    conv1x1_model(path, weight, bias, "images", ["n", 3, "H", "W"], stride, kind == "class_ids")
+    if kind == "probabilities":
+        model = onnx.load(str(path))
+        model.graph.node[-1].output[0] = "scores"
+        model.graph.node.append(helper.make_node("Softmax", ["scores"], ["logits"], axis=1))
+        onnx.checker.check_model(model)
+        onnx.save(model, str(path))
+    return Path(path)
+
+
+def stride_model(path: Path, stride: int = 32) -> Path:
+    """The palette model, plus a branch that only runs when ``stride`` divides the input:
+    features pooled by ``stride``, upsampled back and concatenated with the full-resolution
+    ones (as U-Nets and FPNs do). Other sizes fail in ONNX Runtime ("Concat ...")."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    palette_model(path, stride=1)
+    model = onnx.load(str(path))
+    graph = model.graph
+    graph.node[-1].output[0] = "full"
+    classes = len(PALETTE)
+    graph.node.extend(
+        [
+            helper.make_node(
+                "AveragePool", ["full"], ["coarse"], kernel_shape=[stride, stride],
+                strides=[stride, stride],
+            ),
+            helper.make_node("Resize", ["coarse", "", "scales"], ["back"], mode="nearest"),
+            helper.make_node("Concat", ["full", "back"], ["both"], axis=1),
+            helper.make_node("Mul", ["both", "keep"], ["weighted"]),
+            helper.make_node("Conv", ["weighted", "pick"], ["logits"]),
+        ]
+    )  # fmt: skip
+    pick = np.zeros((classes, 2 * classes, 1, 1), dtype=np.float32)
+    pick[np.arange(classes), np.arange(classes)] = 1.0  # the full-resolution half only
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.array([1, 1, stride, stride], np.float32), "scales"),
+            numpy_helper.from_array(np.ones((1, 2 * classes, 1, 1), np.float32), "keep"),
+            numpy_helper.from_array(pick, "pick"),
+        ]
+    )
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return Path(path)

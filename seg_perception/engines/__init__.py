@@ -4,7 +4,7 @@
 every engine's ``segment(image)`` returns class ids and confidence at the image's size.
 """
 
-from seg_perception.engines.base import EngineLoadError, SegmentationEngine
+from seg_perception.engines.base import EngineLoadError, EngineRunError, SegmentationEngine
 from seg_perception.engines.config import EngineConfig, EngineConfigError
 from seg_perception.engines.factory import create_engine
 from seg_perception.engines.preprocess import EngineInputError, Preprocessor
@@ -14,6 +14,7 @@ __all__ = [
     "EngineConfigError",
     "EngineInputError",
     "EngineLoadError",
+    "EngineRunError",
     "Preprocessor",
     "SegmentationEngine",
     "create_engine",

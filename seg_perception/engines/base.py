@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -26,6 +26,10 @@ from seg_perception.engines.preprocess import (
 from seg_perception.engines.spec import ModelSpec, ModelSpecError
 
 OutputKind = Literal["logits", "probabilities", "class_ids"]
+
+
+class EngineRunError(RuntimeError):
+    """A loaded model failed on one input (a size its graph cannot take, out of memory)."""
 
 
 class EngineLoadError(RuntimeError):
@@ -60,9 +64,11 @@ class SegmentationEngine(ABC):
     backend: str = "base"
 
     def __init__(self, spec: ModelSpec, source: str = "") -> None:
+        if spec.label_set is None:  # nothing named the classes: SegFormer's, reported
+            spec = replace(spec, label_set=LabelSet.cityscapes())
         self.spec = spec
         self.preprocessor = Preprocessor.from_spec(spec)
-        self.label_set = spec.label_set or LabelSet.cityscapes()
+        self.label_set: LabelSet = spec.label_set  # type: ignore[assignment]
         self.output_kind = spec.output_kind
         self.source = source
         self.timings = EngineTimings()

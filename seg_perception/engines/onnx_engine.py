@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from seg_perception.engines.base import EngineLoadError, SegmentationEngine
+from seg_perception.engines.base import EngineLoadError, EngineRunError, SegmentationEngine
 from seg_perception.engines.config import EngineConfig
 from seg_perception.engines.spec import (
     META_LABEL_SET,
@@ -139,7 +139,7 @@ class OnnxRuntimeEngine(SegmentationEngine):
         try:
             output = self.session.run([self.output_name], {self.input_name: batch})[0]
         except Exception as error:
-            raise EngineLoadError(
+            raise EngineRunError(
                 f"ONNX Runtime failed on a {batch.shape} input: {str(error).splitlines()[0][:300]}"
             ) from None
         return output[0]

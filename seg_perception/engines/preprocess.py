@@ -228,7 +228,7 @@ def logits_to_labels(
         return labels, confidence
     by_channel = np.ascontiguousarray(logits.transpose(1, 2, 0))  # (h, w, C)
     y, x = np.nonzero(boundary)
-    if box.resized == box.network_size and y.size > 0.15 * boundary.size:
+    if box.resized == box.network_size and y.size > 0.15 * boundary.size and logits.shape[0] <= 256:
         # Boundaries everywhere (an untrained net, noisy input) and the image fills the
         # network input: OpenCV's bilinear resize uses the same half-pixel convention
         # and upsamples all channels faster than gathering corners per pixel.

@@ -470,10 +470,13 @@ def from_hf_preprocessor(data: Mapping[str, Any], where: str) -> tuple[dict[str,
     notes: list[str] = []
     scale = float(data.get("rescale_factor", 1 / 255)) if data.get("do_rescale", True) else 1.0
     out["scale"] = scale
-    if data.get("do_normalize", True) and "image_mean" in data:
-        out["mean"] = _triple(data["image_mean"], where, "image_mean", positive=False)
-        out["std"] = _triple(data["image_std"], where, "image_std", positive=True)
-    elif not data.get("do_normalize", True):
+    # Give ``data`` the processor's attributes (AutoImageProcessor), not the raw JSON:
+    # an absent do_normalize means the class default, which differs between families
+    # (MobileViT: none, though its config lists a mean and std).
+    if data.get("do_normalize") and data.get("image_mean") is not None:
+        out["mean"] = _triple(list(data["image_mean"]), where, "image_mean", positive=False)
+        out["std"] = _triple(list(data["image_std"]), where, "image_std", positive=True)
+    else:
         out["mean"], out["std"] = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     out["color"] = "bgr" if data.get("do_flip_channel_order", False) else "rgb"
     size = data.get("size")

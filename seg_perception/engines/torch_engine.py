@@ -88,7 +88,9 @@ def random_segformer(spec: str, num_labels: int = 19, seed: int = 0) -> Any:
 def load_segformer(config: EngineConfig) -> Any:
     """The transformers model named by ``config.model`` (random spec, folder or hub id)."""
     _import_torch()
-    from transformers import SegformerForSemanticSegmentation
+    # Any transformers semantic-segmentation family (SegFormer, MobileViT/DeepLabV3, BEiT,
+    # DPT, UperNet, ...): they all return (N, C, h, w) logits.
+    from transformers import AutoModelForSemanticSegmentation as SegmentationModel
 
     kind = config.model_kind
     if kind == "random":
@@ -102,9 +104,7 @@ def load_segformer(config: EngineConfig) -> Any:
         raise EngineLoadError(f"{config.model} has no config.json: not a Hugging Face model folder")
     try:
         # Local files (a folder or the hub cache) first: works offline, never waits.
-        return SegformerForSemanticSegmentation.from_pretrained(
-            config.model, local_files_only=True
-        ).eval()
+        return SegmentationModel.from_pretrained(config.model, local_files_only=True).eval()
     except (OSError, ValueError) as local_error:
         if kind == "folder":
             raise EngineLoadError(
@@ -112,7 +112,7 @@ def load_segformer(config: EngineConfig) -> Any:
             ) from None
     try:
         LOG.info("downloading %s from the Hugging Face hub", config.model)
-        return SegformerForSemanticSegmentation.from_pretrained(config.model).eval()
+        return SegmentationModel.from_pretrained(config.model).eval()
     except Exception as error:
         raise EngineLoadError(
             f"could not load hub model '{config.model}': not in the local cache and the hub is "
@@ -149,12 +149,45 @@ def hf_spec_fields(config: EngineConfig, model: Any) -> tuple[str, dict[str, Any
         folder = Path(getattr(model.config, "_name_or_path", "") or "")
     path = folder / "preprocessor_config.json"
     if path.is_file():
-        data = json.loads(path.read_text(encoding="utf-8"))
-        read, notes = from_hf_preprocessor(data, str(path))
+        read, notes = from_hf_preprocessor(_processor_settings(folder, path), str(path))
         fields.update(read)
         for note in notes:
             LOG.warning(note)
     return where, fields
+
+
+#: The image processor settings that make a model spec.
+PROCESSOR_KEYS = (
+    "do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std",
+    "do_flip_channel_order", "do_resize", "size", "do_center_crop",
+)  # fmt: skip
+
+
+def _processor_settings(folder: Path, path: Path) -> dict[str, Any]:
+    """The processor's effective settings: transformers' own class with its defaults where
+    the JSON is silent (the library is the reference), else the JSON as written."""
+    try:
+        from transformers import AutoImageProcessor
+
+        with _quiet_transformers():
+            processor = AutoImageProcessor.from_pretrained(str(folder), local_files_only=True)
+        return {key: getattr(processor, key, None) for key in PROCESSOR_KEYS}
+    except Exception as error:  # an unknown processor class: read the file itself
+        LOG.info("reading %s as written (%s)", path, type(error).__name__)
+        return json.loads(path.read_text(encoding="utf-8"))
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Any:
+    """Silence transformers' 'torchvision not installed, using PIL' notice."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 class TorchEngine(SegmentationEngine):
