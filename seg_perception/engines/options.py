@@ -75,9 +75,7 @@ def engine_options() -> tuple[EngineOption, ...]:
             continue
         kind, choices, optional = _kind(hints[item.name])
         help_text = docs.get(item.name, item.name)
-        options.append(
-            EngineOption(item.name, kind, item.default, help_text, choices, optional)
-        )
+        options.append(EngineOption(item.name, kind, item.default, help_text, choices, optional))
     return tuple(options)
 
 

@@ -491,7 +491,6 @@ def from_hf_preprocessor(data: Mapping[str, Any], where: str) -> tuple[dict[str,
             )
     if data.get("do_center_crop", False):
         notes.append(
-            f"{where}: the processor's center crop is not reproduced: the whole image is "
-            "segmented"
+            f"{where}: the processor's center crop is not reproduced: the whole image is segmented"
         )
     return out, notes

@@ -33,3 +33,34 @@ def segment_or_drop(engine: Any, image: np.ndarray, camera: str = "") -> Any:
         raise FrameDropError(
             "engine failure", f"{where}{engine.description} failed on a {size} image: {text}"
         ) from None
+
+
+def start_engine(node: Any, config: Any) -> Any:
+    """Load the node's engine, say what contract it runs with, and try it once.
+
+    Logs the model spec (and, as a warning, any normalization nothing stated), then runs one
+    inference on a test image (the network's fixed size, else 480x640) so a model that
+    cannot run at all stops the node at start-up with the reason, not at the first frame.
+    """
+    from seg_perception.engines import EngineLoadError, create_engine
+    from seg_perception.ros.params import StartupError
+
+    if not config.model:
+        raise StartupError("engine.model is empty: give an ONNX file, engine, or model id")
+    engine = create_engine(config)
+    logger = node.get_logger()
+    logger.info(f"segmenting with {engine.description}")
+    logger.info(f"model spec: {engine.spec.describe()}")
+    if engine.spec.assumed:
+        logger.warning(
+            f"no spec states the model's {', '.join(engine.spec.assumed)}: assumed "
+            f"SegFormer's ({engine.spec.color.upper()}, scale {engine.spec.scale:.6g}, mean "
+            f"{engine.spec.mean}, std {engine.spec.std}); if the network was trained "
+            "otherwise, give engine.spec (a YAML beside the model)"
+        )
+    size = engine.preprocessor.input_size if engine.preprocessor.resize != "none" else None
+    try:
+        engine.warm_up(*(size or (480, 640)))
+    except EngineLoadError as error:
+        raise StartupError(str(error)) from None
+    return engine

@@ -155,6 +155,9 @@ _ARGS = {
         Argument("backend", NONE, f"engine.backend: {', '.join(BACKENDS)}.",
                  "the parameter file's"),
         Argument("device", NONE, "engine.device: cpu, cuda or cuda:N.", "the parameter file's"),
+        Argument("spec", NONE, "engine.spec: the model spec YAML (input color, scale, mean, std, "
+                 "size; output kind, classes, void channels); every other engine.* option is "
+                 "set in a params_file.", "<model>.yaml beside the model, if any"),
         Argument("label_set", NONE, "Label set of the model: cityscapes or a label-set YAML; "
                  "sets engine.label_set and the fusion's label_set together.",
                  "the parameter files'"),
@@ -198,7 +201,7 @@ _ARGS = {
     )
 }  # fmt: skip
 
-_ENGINE = ("model", "backend", "device", "label_set")
+_ENGINE = ("model", "backend", "device", "spec", "label_set")
 _COMMON = ("use_sim_time", "log_level", "fastdds_profile")
 
 #: The arguments each launch file declares, in order.
@@ -337,7 +340,7 @@ def camera_topics(
 
 
 def engine_overrides(values: Mapping[str, str]) -> dict[str, Any]:
-    """``engine.*`` parameters from the model/backend/device/label_set arguments given."""
+    """``engine.*`` parameters from the model/backend/device/spec/label_set arguments given."""
     overrides = {
         f"engine.{name}": given(values.get(name)) for name in _ENGINE if given(values.get(name))
     }

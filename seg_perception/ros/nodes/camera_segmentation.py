@@ -23,8 +23,7 @@ from typing import Any
 
 from sensor_msgs.msg import CompressedImage, Image
 
-from seg_perception.engines import create_engine
-from seg_perception.ros.engine_guard import segment_or_drop
+from seg_perception.ros.engine_guard import segment_or_drop, start_engine
 from seg_perception.ros.image_conversions import (
     array_to_image,
     compressed_image_to_array,
@@ -48,12 +47,8 @@ class CameraSegmentationNode(SegPerceptionNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(self.NODE_NAME, **kwargs)
         self.finish_parameters()
-        config = engine_config(self.params)
-        if not config.model:
-            raise ValueError("engine.model is empty: give an ONNX file, engine, or model id")
-        self.engine = create_engine(config)
+        self.engine = start_engine(self, engine_config(self.params))
         self.label_set = self.engine.label_set
-        self.get_logger().info(f"segmenting with {self.engine.description}")
         self.publish_class_map(self.label_set)
         self.labels_pub = self.create_publisher(Image, "labels", self.output_qos)
         self.confidence_pub = (

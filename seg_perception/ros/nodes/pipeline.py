@@ -21,7 +21,7 @@ import numpy as np
 from sensor_msgs.msg import Image
 
 from seg_perception.core.pipeline import FrameResult, Pipeline
-from seg_perception.engines import create_engine
+from seg_perception.ros.engine_guard import start_engine
 from seg_perception.ros.fusion_component import (
     FUSION_COMPONENT_PARAMS,
     CameraState,
@@ -71,11 +71,7 @@ class PipelineNode(SegPerceptionNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(self.NODE_NAME, **kwargs)
-        config = engine_config(self.params)
-        if not config.model:
-            raise ValueError("engine.model is empty: give an ONNX file, engine, or model id")
-        self.engine = create_engine(config)
-        self.get_logger().info(f"segmenting with {self.engine.description}")
+        self.engine = start_engine(self, engine_config(self.params))
         segmenter = cloud_segmenter(self.params)
         self.get_logger().info(f"segmenting clouds with {segmenter.description}")
         self.label_set = self.engine.label_set
