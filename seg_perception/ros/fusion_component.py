@@ -74,7 +74,9 @@ FUSION_COMPONENT_PARAMS = (
     *FUSION_PARAMS,
     Param("cameras", ["front"], "Camera names, in order: a point's `camera` field is the index "
           "in this list."),
-    Param("label_set", "cityscapes", "cityscapes or a label-set YAML (must match the labels)."),
+    Param("label_set", "cityscapes", "cityscapes or a label-set YAML: the classes until a "
+          "camera's class_map says otherwise (the fusion node takes its cameras' classes; a "
+          "difference is reported)."),
     Param("extrinsics_source", "auto", "auto: parameters when given, else TF.",
           choices=("auto", "parameters", "tf")),
     Param("max_pending", 100, "Most clouds waiting for labels at once (a memory bound: the "

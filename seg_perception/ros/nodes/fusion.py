@@ -31,6 +31,7 @@ from sensor_msgs.msg import Image
 
 from seg_perception.core.labels import LabelSet
 from seg_perception.core.pipeline import Pipeline
+from seg_perception.msg import ClassMap
 from seg_perception.ros.fusion_component import (
     FUSION_COMPONENT_PARAMS,
     CameraState,
@@ -38,9 +39,11 @@ from seg_perception.ros.fusion_component import (
 )
 from seg_perception.ros.image_conversions import image_to_array
 from seg_perception.ros.inputs import FrameDropError, stamp_ns
+from seg_perception.ros.messages import label_set_from_class_map
 from seg_perception.ros.node_base import SegPerceptionNode, run_node
 from seg_perception.ros.node_params import fusion_config
 from seg_perception.ros.params import Param
+from seg_perception.ros.qos import qos_profile
 
 LABEL_ENCODINGS = ("mono8", "mono16", "8UC1", "16UC1")
 
@@ -72,6 +75,8 @@ class LabelImages:
 
     def inputs(self, camera: CameraState, message: Any) -> dict[str, np.ndarray]:
         labels_msg, confidence_msg = message
+        if camera.name in self.node.mismatched:
+            raise FrameDropError("other classes", self.node.mismatched[camera.name])
         labels, unknown = self.label_set.restrict(image_to_array(labels_msg))
         if unknown.size:
             shown = ", ".join(str(v) for v in unknown[:5]) + (" ..." if unknown.size > 5 else "")
@@ -97,12 +102,62 @@ class FusionNode(SegPerceptionNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(self.NODE_NAME, **kwargs)
         self.label_set = LabelSet.from_name_or_path(self.params["label_set"])
-        pipeline = Pipeline(fusion=fusion_config(self.params), label_set=self.label_set)
-        self.fusion = FusionComponent(self, pipeline, LabelImages(self))
+        self.pipeline = Pipeline(fusion=fusion_config(self.params), label_set=self.label_set)
+        self.labels = LabelImages(self)
+        self.fusion = FusionComponent(self, self.pipeline, self.labels)
         self.finish_parameters()
         self.publish_class_map(self.label_set)
+        #: The camera whose ClassMap defines the classes; cameras whose map differs.
+        self.classes_from: str | None = None
+        self.mismatched: dict[str, str] = {}
         for camera in self.fusion.cameras:
             self._subscribe_labels(camera)
+            self.create_subscription(
+                ClassMap, f"{camera.name}/class_map",
+                lambda m, c=camera: self._on_class_map(c, m), qos_profile("latched"),
+            )  # fmt: skip
+
+    def _on_class_map(self, camera: CameraState, message: Any) -> None:
+        """One label set per graph: the cameras' models say what their ids mean.
+
+        The first camera's ClassMap replaces a configured ``label_set`` that differs (said
+        once, as a warning); a camera whose map then differs from it is an error, and its
+        label images are refused (their ids would mean other classes).
+        """
+        try:
+            received = label_set_from_class_map(message)
+        except Exception as error:  # a malformed ClassMap: keep what we have
+            self.diagnostics.problem(f"camera '{camera.name}': bad ClassMap: {error}")
+            return
+        same = _same_classes(received, self.label_set)
+        if self.classes_from in (None, camera.name):
+            self.classes_from = camera.name
+            if not same:
+                self.get_logger().warning(
+                    f"camera '{camera.name}' publishes the classes of '{received.name}' "
+                    f"({len(received)}), not the configured label_set '{self.label_set.name}' "
+                    f"({len(self.label_set)}): using the camera's"
+                )
+                self._adopt(received)
+            return
+        if same:
+            self.mismatched.pop(camera.name, None)
+            self._report_mismatch()
+            return
+        self.mismatched[camera.name] = (
+            f"camera '{camera.name}' publishes the classes of '{received.name}' "
+            f"({len(received)}) but camera '{self.classes_from}' those of "
+            f"'{self.label_set.name}' ({len(self.label_set)}): its labels are refused"
+        )
+        self._report_mismatch()
+
+    def _adopt(self, label_set: LabelSet) -> None:
+        self.label_set = self.labels.label_set = self.pipeline.label_set = label_set
+        self.fusion.label_set = label_set
+        self.publish_class_map(label_set)
+
+    def _report_mismatch(self) -> None:
+        self.diagnostics.error("; ".join(self.mismatched.values()) or None)
 
     def _subscribe_labels(self, camera: CameraState) -> None:
         topic = f"{camera.name}/labels"
@@ -129,6 +184,11 @@ class FusionNode(SegPerceptionNode):
         self.create_subscription(
             Image, f"{camera.name}/confidence", lambda m: pair(m, 1), self.input_qos
         )
+
+
+def _same_classes(a: LabelSet, b: LabelSet) -> bool:
+    """Whether two label sets give ids the same meaning (the sets' own names may differ)."""
+    return a.ids == b.ids and a.names == b.names
 
 
 def main(args: list[str] | None = None) -> int:
