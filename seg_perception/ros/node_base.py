@@ -72,11 +72,16 @@ class SegPerceptionNode(Node):
         reject_unknown_parameters(self)
 
     def publish_class_map(self, label_set: LabelSet, topic: str = "class_map") -> None:
-        """Publish the label set once, latched, so late subscribers know what ids mean."""
-        self._class_map_publisher = self.create_publisher(
-            type(class_map_message(label_set)), topic, qos_profile("latched")
-        )
+        """Publish the label set, latched, so late subscribers know what ids mean.
+
+        Called again when the label set changes (the fusion node adopting its cameras'
+        classes): the latched message is replaced.
+        """
         message = class_map_message(label_set)
+        if getattr(self, "_class_map_publisher", None) is None:
+            self._class_map_publisher = self.create_publisher(
+                type(message), topic, qos_profile("latched")
+            )
         message.header.stamp = self.get_clock().now().to_msg()
         self._class_map_publisher.publish(message)
 
