@@ -29,7 +29,7 @@ from seg_perception.engines.engine_cache import (
     save_engine,
     sidecar_path,
 )
-from seg_perception.engines.preprocess import logits_to_labels
+from seg_perception.engines.postprocess import logits_to_labels
 from seg_perception.engines.tensorrt_engine import (
     TensorRTEngine,
     build_engine,

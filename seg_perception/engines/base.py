@@ -17,12 +17,12 @@ import numpy as np
 
 from seg_perception.core.labels import LabelSet
 from seg_perception.core.pipeline import Segmentation
-from seg_perception.engines.preprocess import (
-    Letterbox,
-    Preprocessor,
+from seg_perception.engines.postprocess import (
     class_ids_to_labels,
     logits_to_labels,
+    probabilities_to_labels,
 )
+from seg_perception.engines.preprocess import Letterbox, Preprocessor
 from seg_perception.engines.spec import ModelSpec, ModelSpecError
 
 OutputKind = Literal["logits", "probabilities", "class_ids"]
@@ -149,9 +149,12 @@ class SegmentationEngine(ABC):
             ids = class_ids_to_labels(output, box, np.dtype(np.int64))
             return Segmentation(self._to_labels(ids), None)
         if self.output_kind == "probabilities":
-            # softmax(log p) = p for a distribution: the same labels, confidence = max p.
-            output = np.log(np.maximum(np.asarray(output, dtype=np.float32), 1e-30))
-        index, confidence = logits_to_labels(output, box, self._index_dtype)
+            try:
+                index, confidence = probabilities_to_labels(output, box, self._index_dtype)
+            except ValueError as error:  # values outside [0, 1]: not probabilities
+                raise EngineRunError(f"{self.source}: {error}") from None
+        else:
+            index, confidence = logits_to_labels(output, box, self._index_dtype)
         return Segmentation(self._to_labels(index), confidence)
 
     def segment(self, image: np.ndarray) -> Segmentation:

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from seg_perception.core.pipeline import Segmentation
-from seg_perception.engines.preprocess import Letterbox, _source_coordinates, nearest_source
+from seg_perception.engines.postprocess import axis_samples, nearest_source
+from seg_perception.engines.preprocess import Letterbox
 
 
 def _lerp(values: torch.Tensor, rows: tuple, cols: tuple) -> torch.Tensor:
@@ -22,6 +23,11 @@ def _lerp(values: torch.Tensor, rows: tuple, cols: tuple) -> torch.Tensor:
     c0, c1, wc = (torch.as_tensor(a, device=device) for a in cols)
     by_rows = values[..., r0, :] * (1 - wr)[:, None] + values[..., r1, :] * wr[:, None]
     return by_rows[..., c0] * (1 - wc) + by_rows[..., c1] * wc
+
+
+def _triple(samples: object) -> tuple:
+    """(low, high, weight of high) of an AxisSamples, the form ``_lerp`` takes."""
+    return samples.low, samples.high, samples.high_weight  # type: ignore[attr-defined]
 
 
 def postprocess_on_device(
@@ -39,8 +45,10 @@ def postprocess_on_device(
         ]
         return Segmentation(labels.cpu().numpy().astype(label_dtype), None)
     logits = output.float()
-    rows = _source_coordinates(height, box.resized[0], height, box.network_size[0], logits.shape[1])
-    cols = _source_coordinates(width, box.resized[1], width, box.network_size[1], logits.shape[2])
+    rows = _triple(
+        axis_samples(height, box.resized[0], height, box.network_size[0], logits.shape[1])
+    )
+    cols = _triple(axis_samples(width, box.resized[1], width, box.network_size[1], logits.shape[2]))
     labels = _lerp(logits, rows, cols).argmax(dim=0)
     probability = torch.softmax(logits, dim=0).amax(dim=0)
     confidence = _lerp(probability, rows, cols)
