@@ -256,6 +256,9 @@ class Replayer:
     # ------------------------------------------------------------------ internals
     def _write_preamble(self, writer: BagWriter, reader: Any) -> None:
         description = getattr(self.label_source, "description", "no 2D source")
+        spec = getattr(self.label_source, "spec", None)
+        if spec is not None:  # the contract the model ran with, and where each part came from
+            description += f"; model spec: {spec.describe()} (sources: {dict(spec.sources)})"
         writer.set_custom_data(CONFIG_KEY, self.config.describe(description))
         start = reader.start_time
         if has_own_messages(self.store):
