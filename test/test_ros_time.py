@@ -180,6 +180,7 @@ def test_a_jump_back_100_s_resumes_labeled_output_within_a_second(jumping):
         default=None,
     )
     assert first is not None, f"{node}: no labeled output after the jump: {feed.counts(node)}"
+    print(f"{node}: labeled output resumed {first - start:.3f} s after the jump back")
     assert first - start < 1.0, f"{node}: labeled output resumed after {first - start:.2f} s"
     labeled_share = np.mean([k in feed.out and labeled(feed.out[k][1]) for k in after])
     assert labeled_share >= 0.9, f"{node}: {labeled_share:.0%} of the new stream labeled"
@@ -248,6 +249,10 @@ def test_three_nodes_with_a_slow_network_label_the_clouds_with_default_parameter
     got = [k for k in sent if k in feed.out]
     share = sum(labeled(feed.out[k][1]) for k in got) / len(sent)
     delays = [feed.out[k][0] - sent[k] for k in got]
+    print(
+        f"slow network: {len(got)}/{len(sent)} clouds out, {share:.0%} labeled, delay median "
+        f"{np.median(delays):.2f} s, max {max(delays):.2f} s"
+    )
     assert len(got) == len(sent), f"{len(got)}/{len(sent)} clouds came out; fusion: {counts}"
     assert share >= 0.95, f"only {share:.0%} of the clouds labeled; fusion: {counts}"
     # The labels really were late: the fusion waited for them.
