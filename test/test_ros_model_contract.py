@@ -21,6 +21,7 @@ pytest.importorskip("onnxruntime", reason="needs onnxruntime")
 
 from builtin_interfaces.msg import Time  # noqa: E402
 from onnx_models import PALETTE, contract_model  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from ros_helpers import RosClient, next_domain, node_command, output_of, running_nodes  # noqa: E402
 from seg_perception.msg import ClassMap  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
@@ -67,7 +68,13 @@ def test_three_contracts_from_live_nodes(tmp_path):
         try:
             pubs = {n: client.publisher(Image, f"/{n}/image") for n in cases}
             out = {n: client.collect(Image, f"/{n}/labels") for n in cases}
-            maps = client.collect(ClassMap, "/bgr/class_map")
+            maps: list[ClassMap] = []  # latched: published before we subscribed
+            latched = QoSProfile(
+                depth=1,
+                reliability=ReliabilityPolicy.RELIABLE,
+                durability=DurabilityPolicy.TRANSIENT_LOCAL,
+            )
+            client.node.create_subscription(ClassMap, "/bgr/class_map", maps.append, latched)
             up = client.spin_until(
                 lambda: all(p.get_subscription_count() for p in pubs.values()), 60
             )
