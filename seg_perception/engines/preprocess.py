@@ -1,29 +1,34 @@
 """Pre- and post-processing shared by every backend, so they all see and return the same.
 
-Preprocessing follows SegFormer's image processor: resize to the network size (bilinear),
-scale to [0, 1], normalize with ImageNet mean/std, NCHW float32. ``keep_aspect_pad``
-resizes without distortion and pads bottom/right with the mean color (zero after
-normalization), as Isaac ROS' encoder can; ``none`` runs the network at the camera's own
-size (SegFormer accepts any size).
+Preprocessing follows the model's spec: resize, color order, scale, mean/std, layout.
+How the image meets the network (``resize``):
 
-Postprocessing maps the network's logits back onto the camera's pixels, like Hugging
-Face's ``post_process_semantic_segmentation`` (bilinear upsampling, ``align_corners=False``,
-then argmax), but without upsampling every class channel: bilinear interpolation is a
-convex combination, so where the four low-resolution neighbors of a pixel agree on the
-argmax the interpolated argmax is the same class. Only pixels on class boundaries
-(typically a few percent) get their C interpolated logits computed. The result is the
-exact argmax of the upsampled logits at a fraction of the cost.
+* ``stretch``: resized to the network's fixed ``input_size`` (SegFormer's, BEiT's and
+  DPT's processors: ``size`` {height, width});
+* ``keep_aspect_pad``: resized without distortion to fit ``input_size``, padded
+  bottom/right with the mean color (zero after normalization), as Isaac ROS' encoder can;
+* ``none``: the camera's own size (SegFormer accepts any size), padded bottom/right up to
+  a multiple of ``multiple_of`` for CNNs whose strides must divide the input;
+* ``shortest_edge``: the short side resized to ``shortest_edge``, the long side to
+  ``int(shortest_edge * long / short)`` (transformers' rule: MobileViT, MobileNetV2);
+* ``keep_aspect``: DPT's ``keep_aspect_ratio``: the one scale of ``input_size`` /
+  image (height's or width's) nearest 1 applied to both sides, each rounded to a
+  multiple of ``ensure_multiple_of``.
 
-Confidence is the maximum softmax probability at the network's resolution, bilinearly
-interpolated to the camera's pixels (one channel instead of C).
+``resample`` picks the filter: ``linear`` is OpenCV's bilinear (fast, the default);
+``bilinear_pil``, ``bicubic_pil`` (and ``nearest_pil``, ``lanczos_pil``, ``box_pil``,
+``hamming_pil``) are Pillow's ``Image.resize`` on the uint8 image, which is what
+transformers' PIL image processors do (antialiased when shrinking: Pillow widens the
+filter by the scale factor, OpenCV's INTER_LINEAR does not), so a Hugging Face model
+sees exactly the pixels its processor would give it.
 
-When boundaries cover much of the image and the image fills the network input
-(``stretch``, ``none``), the boundary pixels' logits come from OpenCV's bilinear resize
-(same convention as PyTorch's, values within ~2e-4); otherwise they are interpolated here.
+Postprocessing (``engines/postprocess.py``) maps the network's logits back onto the
+camera's pixels through the :class:`Letterbox`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,6 +36,18 @@ import cv2
 import numpy as np
 
 ResizeMode = Literal["stretch", "keep_aspect_pad", "none"]
+#: Every way the Preprocessor resizes (ResizeMode: those an EngineConfig can choose).
+RESIZE_MODES = ("stretch", "keep_aspect_pad", "none", "shortest_edge", "keep_aspect")
+#: Resampling filters: OpenCV's bilinear, or Pillow's filters as transformers uses them.
+PIL_FILTERS = {
+    "nearest_pil": 0,  # PIL.Image.Resampling.NEAREST
+    "lanczos_pil": 1,
+    "bilinear_pil": 2,
+    "bicubic_pil": 3,
+    "box_pil": 4,
+    "hamming_pil": 5,
+}
+RESAMPLES = ("linear", *PIL_FILTERS)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 UINT8 = np.dtype(np.uint8)
@@ -71,13 +88,14 @@ class Preprocessor:
     """Camera image (H, W, 3 uint8 RGB) -> network input (1, 3, h, w) float32 by default.
 
     ``layout`` NHWC gives (1, h, w, 3); ``input_dtype`` uint8 gives the raw pixels (no
-    scale, mean or std: networks with normalization inside). With ``resize`` "none" the
-    network runs at the image's size, padded bottom/right up to a multiple of
-    ``multiple_of`` (fully convolutional CNNs whose strides must divide the input).
+    scale, mean or std: networks with normalization inside). ``resize`` and
+    ``resample``: see the module docstring. With ``resize`` "none" or "shortest_edge"
+    the input is padded bottom/right up to a multiple of ``multiple_of`` (fully
+    convolutional CNNs whose strides must divide the input).
     """
 
     input_size: tuple[int, int] | None = (512, 1024)
-    resize: ResizeMode = "stretch"
+    resize: ResizeMode | Literal["shortest_edge", "keep_aspect"] = "stretch"
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     scale: float = 1.0 / 255.0
@@ -85,20 +103,34 @@ class Preprocessor:
     layout: Literal["NCHW", "NHWC"] = "NCHW"
     input_dtype: Literal["float32", "uint8"] = "float32"
     multiple_of: int = 1
+    resample: str = "linear"
+    shortest_edge: int = 0
+    ensure_multiple_of: int = 1
 
     def __post_init__(self) -> None:
-        if self.multiple_of < 1:
-            raise ValueError(f"multiple_of must be >= 1, got {self.multiple_of}")
+        if self.multiple_of < 1 or self.ensure_multiple_of < 1:
+            raise ValueError(
+                f"multiple_of and ensure_multiple_of must be >= 1, got {self.multiple_of}, "
+                f"{self.ensure_multiple_of}"
+            )
+        if self.resample not in RESAMPLES:
+            raise ValueError(
+                f"resample must be one of {', '.join(RESAMPLES)}, not {self.resample!r}"
+            )
+        if self.resize == "shortest_edge" and self.shortest_edge < 1:
+            raise ValueError(
+                f"resize 'shortest_edge' needs shortest_edge >= 1, got {self.shortest_edge}"
+            )
         if self.layout not in ("NCHW", "NHWC") or self.input_dtype not in ("float32", "uint8"):
             raise ValueError(
                 f"layout must be NCHW or NHWC and dtype float32 or uint8, got {self.layout}, "
                 f"{self.input_dtype}"
             )
-        if self.resize not in ("stretch", "keep_aspect_pad", "none"):
+        if self.resize not in RESIZE_MODES:
             raise ValueError(
-                f"resize must be stretch, keep_aspect_pad or none, not {self.resize!r}"
+                f"resize must be one of {', '.join(RESIZE_MODES)}, not {self.resize!r}"
             )
-        if self.resize != "none" and (
+        if self.resize in ("stretch", "keep_aspect_pad", "keep_aspect") and (
             self.input_size is None or min(self.input_size) <= 0 or len(self.input_size) != 2
         ):
             raise ValueError(
@@ -111,24 +143,38 @@ class Preprocessor:
     def from_spec(cls, spec: Any) -> Preprocessor:
         """The preprocessing a :class:`~seg_perception.engines.spec.ModelSpec` describes."""
         size = spec.size
-        fixed = size.kind == "fixed"
+        resize = {
+            "fixed": spec.resize,
+            "shortest_edge": "shortest_edge",
+            "keep_aspect": "keep_aspect",
+        }
         return cls(
-            input_size=tuple(size.size) if fixed else None,
-            resize=spec.resize if fixed else "none",
+            input_size=tuple(size.size) if size.kind in ("fixed", "keep_aspect") else None,
+            resize=resize.get(size.kind, "none"),  # type: ignore[arg-type]
             mean=tuple(spec.mean),
             std=tuple(spec.std),
             scale=spec.scale,
             channel_order=spec.color,
             layout=spec.layout,
             input_dtype=spec.input_dtype,
-            multiple_of=size.multiple_of if size.kind == "multiple" else 1,
+            multiple_of=size.multiple_of if size.kind in ("multiple", "shortest_edge") else 1,
+            resample=getattr(spec, "resample", "linear"),
+            shortest_edge=size.edge if size.kind == "shortest_edge" else 0,
+            ensure_multiple_of=getattr(size, "ensure_multiple_of", 1),
         )
 
     def letterbox(self, height: int, width: int) -> Letterbox:
-        if self.resize == "none":
+        if self.resize in ("none", "shortest_edge", "keep_aspect"):
+            if self.resize == "shortest_edge":
+                resized = shortest_edge_size(height, width, self.shortest_edge)
+            elif self.resize == "keep_aspect":
+                target: tuple[int, int] = self.input_size  # type: ignore[assignment]
+                resized = keep_aspect_size(height, width, target, self.ensure_multiple_of)
+            else:
+                resized = (height, width)
             step = self.multiple_of
-            padded = (-(-height // step) * step, -(-width // step) * step)
-            return Letterbox((height, width), (height, width), padded)
+            padded = (-(-resized[0] // step) * step, -(-resized[1] // step) * step)
+            return Letterbox((height, width), resized, padded)
         net_h, net_w = self.input_size  # type: ignore[misc]
         if self.resize == "stretch":
             return Letterbox((height, width), (net_h, net_w), (net_h, net_w))
@@ -143,9 +189,7 @@ class Preprocessor:
         image = check_image(image)
         box = self.letterbox(image.shape[0], image.shape[1])
         if box.resized != box.image_size:
-            image = cv2.resize(
-                image, (box.resized[1], box.resized[0]), interpolation=cv2.INTER_LINEAR
-            )
+            image = resize_image(image, box.resized, self.resample)
         if self.channel_order == "bgr":
             image = image[..., ::-1]
         if self.input_dtype == "uint8":
@@ -171,6 +215,49 @@ class Preprocessor:
         if self.layout == "NCHW":
             batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
         return batch
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int], resample: str = "linear") -> np.ndarray:
+    """(H, W, 3) uint8 -> ``size`` (h, w), with OpenCV's bilinear or a Pillow filter."""
+    if resample == "linear":
+        return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+    from PIL import Image
+
+    # transformers' PIL processors resize the uint8 image itself (rounded to uint8), then
+    # rescale: the same call here gives the same pixels.
+    resized = Image.fromarray(np.ascontiguousarray(image)).resize(
+        (size[1], size[0]), resample=PIL_FILTERS[resample]
+    )
+    return np.asarray(resized)
+
+
+def shortest_edge_size(height: int, width: int, edge: int) -> tuple[int, int]:
+    """transformers' ``shortest_edge`` resize: the short side becomes ``edge``, the long
+    side ``int(edge * long / short)`` (truncated, as ``get_resize_output_image_size``)."""
+    short, long = (width, height) if width <= height else (height, width)
+    new_long = int(edge * long / short)
+    return (new_long, edge) if width <= height else (edge, new_long)
+
+
+def keep_aspect_size(
+    height: int, width: int, target: tuple[int, int], multiple: int = 1
+) -> tuple[int, int]:
+    """DPT's ``keep_aspect_ratio`` resize: of the scales target / image per side, the one
+    nearer 1 is applied to both; each side is then rounded to the nearest multiple of
+    ``multiple`` (transformers' ``constrain_to_multiple_of``, Python's ``round``)."""
+    scale_h, scale_w = target[0] / height, target[1] / width
+    if abs(1 - scale_w) < abs(1 - scale_h):
+        scale_h = scale_w
+    else:
+        scale_w = scale_h
+
+    def constrain(value: float) -> int:
+        rounded = round(value / multiple) * multiple
+        if rounded < 1:  # transformers' min_val=0 would allow 0; an image needs a pixel
+            rounded = math.ceil(value / multiple) * multiple
+        return int(rounded)
+
+    return constrain(scale_h * height), constrain(scale_w * width)
 
 
 def _source_coordinates(out: int, resized: int, image: int, network: int, logits: int) -> tuple:

@@ -30,7 +30,13 @@ optional; unknown keys are errors)::
       mean: [0.406, 0.456, 0.485]
       std: [0.225, 0.224, 0.229]
       size: dynamic           # dynamic | [h, w] (fixed) | {multiple_of: 32}
+                              # | {shortest_edge: 512} (aspect kept; + multiple_of: pad)
+                              # | {height: 384, width: 384, keep_aspect_ratio: true,
+                              #    ensure_multiple_of: 32} (DPT's rule)
       resize: stretch         # stretch | keep_aspect_pad (how images meet a fixed size)
+      resample: linear        # linear (OpenCV) | bilinear_pil | bicubic_pil | nearest_pil
+                              # | lanczos_pil | box_pil | hamming_pil (Pillow, as
+                              # transformers' image processors resize)
     output:
       name: logits            # tensor name (default: the model's first output)
       kind: logits            # logits | probabilities | class_ids
@@ -56,7 +62,12 @@ import numpy as np
 import yaml
 
 from seg_perception.core.labels import LabelSet, LabelSetError
-from seg_perception.engines.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from seg_perception.engines.preprocess import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    RESAMPLES,
+    keep_aspect_size,
+)
 
 #: ONNX metadata key of the full spec (the sidecar schema as JSON), written by export.
 META_SPEC = "seg_perception.spec"
@@ -69,9 +80,10 @@ DTYPES = ("float32", "uint8")
 COLORS = ("rgb", "bgr")
 RESIZES = ("stretch", "keep_aspect_pad")
 KINDS = ("logits", "probabilities", "class_ids")
+_INPUT_KEYS = ("name", "layout", "dtype", "color", "scale", "mean", "std", "size", "resize")
 _SCHEMA: dict[str, tuple[str, ...] | None] = {
     "name": None,
-    "input": ("name", "layout", "dtype", "color", "scale", "mean", "std", "size", "resize"),
+    "input": (*_INPUT_KEYS, "resample"),
     "output": ("name", "kind"),
     "classes": None,
     "void": None,
@@ -89,19 +101,52 @@ class SizePolicy:
 
     ``dynamic``: any size (the camera's own); ``fixed``: exactly ``size`` (h, w), the
     image resized to it; ``multiple``: any size padded up to a multiple of ``multiple_of``
-    (fully convolutional CNNs with a fixed stride).
+    (fully convolutional CNNs with a fixed stride); ``shortest_edge``: the short side
+    resized to ``edge``, the aspect ratio kept (transformers' ``size: {shortest_edge}``),
+    then padded to a multiple of ``multiple_of``; ``keep_aspect``: DPT's
+    ``keep_aspect_ratio``: the scale of ``size`` per side that is nearer 1 applied to
+    both, each side rounded to a multiple of ``ensure_multiple_of``.
     """
 
     kind: str = "dynamic"
     size: tuple[int, int] | None = None
     multiple_of: int = 1
+    edge: int = 0
+    ensure_multiple_of: int = 1
 
     def describe(self) -> str:
         if self.kind == "fixed":
             return f"fixed {self.size[0]}x{self.size[1]}"  # type: ignore[index]
         if self.kind == "multiple":
             return f"any size padded to a multiple of {self.multiple_of}"
+        if self.kind == "shortest_edge":
+            padded = f", padded to a multiple of {self.multiple_of}" if self.multiple_of > 1 else ""
+            return f"shortest edge {self.edge}, aspect kept{padded}"
+        if self.kind == "keep_aspect":
+            h, w = self.size  # type: ignore[misc]
+            return (
+                f"aspect kept, scaled toward {h}x{w}, sides multiples of {self.ensure_multiple_of}"
+            )
         return "dynamic (the camera's own size)"
+
+    def to_dict(self) -> Any:
+        """The sidecar schema's ``input.size`` for this policy."""
+        if self.kind == "fixed":
+            return list(self.size)  # type: ignore[arg-type]
+        if self.kind == "multiple":
+            return {"multiple_of": self.multiple_of}
+        if self.kind == "shortest_edge":
+            out = {"shortest_edge": self.edge}
+            return out | ({"multiple_of": self.multiple_of} if self.multiple_of > 1 else {})
+        if self.kind == "keep_aspect":
+            h, w = self.size  # type: ignore[misc]
+            return {
+                "height": h,
+                "width": w,
+                "keep_aspect_ratio": True,
+                "ensure_multiple_of": self.ensure_multiple_of,
+            }
+        return "dynamic"
 
 
 @dataclass(frozen=True)
@@ -117,6 +162,7 @@ class ModelSpec:
     std: tuple[float, float, float] = IMAGENET_STD
     size: SizePolicy = field(default_factory=SizePolicy)
     resize: str = "stretch"
+    resample: str = "linear"
     output_name: str | None = None
     output_kind: str = "logits"
     label_set: LabelSet | None = None
@@ -144,6 +190,7 @@ class ModelSpec:
             f"mean {tuple(round(m, 4) for m in self.mean)} ({self.source('mean')})",
             f"std {tuple(round(s, 4) for s in self.std)} ({self.source('std')})",
             f"size {self.size.describe()} ({self.source('size')})",
+            f"resample {self.resample} ({self.source('resample')})",
             f"output {self.output_kind} ({self.source('output_kind')})",
         ]
         if self.label_set is not None:
@@ -236,6 +283,8 @@ def parse_spec(data: Any, where: str, base: Path | None = None) -> dict[str, Any
         out["size"] = _size(section["size"], where)
     if "resize" in section:
         out["resize"] = _choice(str(section["resize"]), RESIZES, where, "input.resize")
+    if "resample" in section:
+        out["resample"] = _choice(str(section["resample"]), RESAMPLES, where, "input.resample")
     output = data.get("output") or {}
     _check_keys(output, {k: None for k in _SCHEMA["output"]}, f"{where}: output")  # type: ignore[union-attr]
     if "name" in output:
@@ -301,13 +350,40 @@ def _size(value: Any, where: str) -> SizePolicy:
         h, w = (int(_positive(v, where, "input.size")) for v in value)
         return SizePolicy("fixed", (h, w))
     if isinstance(value, Mapping) and set(value) == {"multiple_of"}:
-        multiple = value["multiple_of"]
-        if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
-            raise ModelSpecError(f"{where}: input.size.multiple_of must be an integer >= 1")
-        return SizePolicy("multiple", None, multiple)
+        return SizePolicy("multiple", None, _count(value, "multiple_of", where))
+    if isinstance(value, Mapping) and "shortest_edge" in value:
+        _check_keys(value, {"shortest_edge": None, "multiple_of": None}, f"{where}: input.size")
+        edge = _count(value, "shortest_edge", where)
+        return SizePolicy("shortest_edge", None, _count(value, "multiple_of", where), edge=edge)
+    if isinstance(value, Mapping) and {"height", "width"} <= set(value):
+        keys = {
+            "height": None,
+            "width": None,
+            "keep_aspect_ratio": None,
+            "ensure_multiple_of": None,
+        }
+        _check_keys(value, keys, f"{where}: input.size")
+        h, w = _count(value, "height", where), _count(value, "width", where)
+        multiple = _count(value, "ensure_multiple_of", where)
+        keep = value.get("keep_aspect_ratio", False)
+        if not isinstance(keep, bool):
+            raise ModelSpecError(f"{where}: input.size.keep_aspect_ratio must be true or false")
+        if keep:
+            return SizePolicy("keep_aspect", (h, w), ensure_multiple_of=multiple)
+        return SizePolicy("fixed", keep_aspect_size(h, w, (h, w), multiple))
     raise ModelSpecError(
-        f"{where}: input.size is {value!r}; expected dynamic, [height, width] or {{multiple_of: N}}"
+        f"{where}: input.size is {value!r}; expected dynamic, [height, width], "
+        "{multiple_of: N}, {shortest_edge: N} or {height: H, width: W, keep_aspect_ratio: "
+        "true, ensure_multiple_of: N}"
     )
+
+
+def _count(value: Mapping[str, Any], key: str, where: str) -> int:
+    """An integer >= 1 under ``key`` (1 when absent)."""
+    number = value.get(key, 1)
+    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+        raise ModelSpecError(f"{where}: input.size.{key} must be an integer >= 1, got {number!r}")
+    return number
 
 
 def _classes(value: Any, where: str, base: Path | None, name: str = "") -> LabelSet:
@@ -400,18 +476,16 @@ def to_onnx_metadata(spec: ModelSpec) -> str:
             "mean": list(spec.mean),
             "std": list(spec.std),
             "resize": spec.resize,
+            "size": spec.size.to_dict(),
         },
         "output": {"kind": spec.output_kind},
     }
+    if spec.resample != "linear":  # absent: readers of older versions still accept the file
+        data["input"]["resample"] = spec.resample
     if spec.input_name:
         data["input"]["name"] = spec.input_name
     if spec.output_name:
         data["output"]["name"] = spec.output_name
-    size = spec.size
-    data["input"]["size"] = (
-        list(size.size) if size.kind == "fixed" else
-        {"multiple_of": size.multiple_of} if size.kind == "multiple" else "dynamic"
-    )  # fmt: skip
     if spec.label_set is not None:
         data["classes"] = spec.label_set.to_dict()
     if spec.void:
@@ -457,14 +531,41 @@ def resolve_for_config(
     return resolve(layers)
 
 
-def from_hf_preprocessor(data: Mapping[str, Any], where: str) -> tuple[dict[str, Any], list[str]]:
-    """Spec fields from a Hugging Face ``preprocessor_config.json`` and what they cannot say.
+#: transformers' ``resample`` (PIL.Image.Resampling values) -> the spec's Pillow filter.
+HF_RESAMPLE = {0: "nearest_pil", 1: "lanczos_pil", 2: "bilinear_pil", 3: "bicubic_pil",
+               4: "box_pil", 5: "hamming_pil"}  # fmt: skip
 
-    transformers' image processors: ``do_rescale``/``rescale_factor`` -> scale,
-    ``do_normalize``/``image_mean``/``image_std`` -> mean/std (none: 0 and 1),
-    ``do_flip_channel_order`` -> BGR (MobileViT), ``size`` {height, width} -> a fixed size
-    the image is stretched to. Conventions this package does not reproduce (a
-    shortest-edge resize, a center crop) are returned as notes, never silently dropped.
+
+def from_hf_preprocessor(data: Mapping[str, Any], where: str) -> tuple[dict[str, Any], list[str]]:
+    """Spec fields from a Hugging Face image processor's settings and what they cannot say.
+
+    ``data`` holds the processor's effective attributes (``AutoImageProcessor``: the class
+    defaults where the JSON is silent; see ``torch_engine._processor_settings``), with
+    ``image_processor_type`` its class name. What transformers' PIL processors do
+    (``image_processing_pil_*.py``, transformers 5) and how the spec says it:
+
+    * ``do_rescale``/``rescale_factor`` -> scale; ``do_normalize``/``image_mean``/
+      ``image_std`` -> mean/std (none: 0 and 1; MobileViT's default is none);
+      ``do_flip_channel_order`` -> BGR (MobileViT).
+    * ``resample`` -> the same Pillow filter on the uint8 image (``bilinear_pil``,
+      ``bicubic_pil``, ...): BEiT, DPT, MobileViT and ConvNeXt default to bicubic,
+      SegFormer to bilinear. Pillow antialiases when it shrinks; OpenCV's bilinear does
+      not, which with a 1242-wide camera and a 512-wide network changes the pixels a lot.
+    * ``size`` {height, width} -> a fixed size the image is stretched to (SegFormer,
+      UperNet, BEiT, DPT); with DPT's ``ensure_multiple_of`` each side is rounded to that
+      multiple, and with its ``keep_aspect_ratio`` the ``keep_aspect`` policy.
+    * ``size`` {shortest_edge} -> the ``shortest_edge`` policy (MobileViT, MobileNetV2).
+      ConvNeXt's processor reads it its own way: >= 384 stretches to a square of that
+      side; below, the short side goes to ``shortest_edge / crop_pct`` before its crop.
+    * ``do_center_crop`` is **not** reproduced, on purpose: apple/deeplabv3-mobilevit-*
+      resize a 1242x375 camera image to 1801x544 and keep the central 512x512, 27 % of
+      the scene, and transformers' ``post_process_semantic_segmentation`` then stretches
+      the crop's labels over the whole image. The whole image is segmented at the
+      resize's scale instead (what the processor gives with ``do_center_crop=False``); a
+      note says so.
+    * DPT's ``do_pad``/``size_divisor`` (centered padding that post-processing never
+      removes) and sizes given as ``longest_edge`` or ``max_height``/``max_width`` are
+      not reproduced either: notes.
     """
     out: dict[str, Any] = {}
     notes: list[str] = []
@@ -474,23 +575,100 @@ def from_hf_preprocessor(data: Mapping[str, Any], where: str) -> tuple[dict[str,
     # an absent do_normalize means the class default, which differs between families
     # (MobileViT: none, though its config lists a mean and std).
     if data.get("do_normalize") and data.get("image_mean") is not None:
-        out["mean"] = _triple(list(data["image_mean"]), where, "image_mean", positive=False)
-        out["std"] = _triple(list(data["image_std"]), where, "image_std", positive=True)
+        out["mean"] = _triple(_per_channel(data["image_mean"]), where, "image_mean", False)
+        out["std"] = _triple(_per_channel(data["image_std"]), where, "image_std", True)
     else:
         out["mean"], out["std"] = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     out["color"] = "bgr" if data.get("do_flip_channel_order", False) else "rgb"
-    size = data.get("size")
-    if data.get("do_resize", True) and isinstance(size, Mapping):
-        if "height" in size and "width" in size:
-            out["size"] = SizePolicy("fixed", (int(size["height"]), int(size["width"])))
+    if data.get("do_resize", True):
+        policy, note = _hf_size(data, where)
+        if note:
+            notes.append(note)
+        if policy is not None:
+            out["size"] = policy
             out["resize"] = "stretch"
-        else:
-            notes.append(
-                f"{where}: resize {dict(size)} is not reproduced: the network runs at the "
-                "camera's size unless input_size is set"
-            )
+            resample, note = _hf_resample(data.get("resample"), where)
+            out["resample"] = resample
+            if note:
+                notes.append(note)
     if data.get("do_center_crop", False):
+        crop = _size_dict(data.get("crop_size"))
+        shape = f" (to {crop['height']}x{crop['width']})" if crop and "height" in crop else ""
         notes.append(
-            f"{where}: the processor's center crop is not reproduced: the whole image is segmented"
+            f"{where}: the processor's center crop is not reproduced{shape}: the whole image "
+            "is segmented at the resized scale (as the processor does with "
+            "do_center_crop=False)"
+        )
+    if data.get("do_pad", False) and data.get("size_divisor"):
+        notes.append(
+            f"{where}: the processor's centered padding to a multiple of "
+            f"{data['size_divisor']} is not reproduced"
         )
     return out, notes
+
+
+def _per_channel(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else [value] * 3
+
+
+def _size_dict(size: Any) -> dict[str, Any] | None:
+    """transformers' ``size`` (a SizeDict in transformers 5, a dict in the JSON) as a dict;
+    None for anything else (an old integer size)."""
+    if isinstance(size, Mapping):
+        return {k: v for k, v in size.items() if v is not None}
+    if size is not None and not isinstance(size, int | float | str) and hasattr(size, "__iter__"):
+        try:
+            return {k: v for k, v in dict(size).items() if v is not None}  # SizeDict
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def _hf_size(data: Mapping[str, Any], where: str) -> tuple[SizePolicy | None, str]:
+    """The size policy of a processor's resize, or (None, a note) where it has none."""
+    size = _size_dict(data.get("size"))
+    kind = str(data.get("image_processor_type") or "")
+    if size is None:
+        return None, (
+            f"{where}: resize {data.get('size')!r} is not understood, not reproduced: the "
+            "network runs at the camera's size unless input_size is set"
+        )
+    if "height" in size and "width" in size and set(size) <= {"height", "width"}:
+        h, w = int(size["height"]), int(size["width"])
+        multiple = int(data.get("ensure_multiple_of") or 1)
+        if data.get("keep_aspect_ratio", False):
+            return SizePolicy("keep_aspect", (h, w), ensure_multiple_of=multiple), ""
+        return SizePolicy("fixed", keep_aspect_size(h, w, (h, w), multiple)), ""
+    if set(size) == {"shortest_edge"}:
+        edge = int(size["shortest_edge"])
+        if kind.startswith("ConvNext"):  # its own resize (image_processing_pil_convnext.py)
+            if edge >= 384:
+                return SizePolicy("fixed", (edge, edge)), ""
+            crop_pct = float(data.get("crop_pct") or 224 / 256)
+            return SizePolicy("shortest_edge", edge=int(edge / crop_pct)), (
+                f"{where}: ConvNeXt's crop of the resized image to {edge}x{edge} is not "
+                "reproduced: the whole image is segmented"
+            )
+        return SizePolicy("shortest_edge", edge=edge), ""
+    return None, (
+        f"{where}: resize {size} is not reproduced: the network runs at the camera's size "
+        "unless input_size is set"
+    )
+
+
+def _hf_resample(value: Any, where: str) -> tuple[str, str]:
+    """(the spec's resample, a note or "") for a processor's ``resample``."""
+    if value is None:  # PilBackend.resize: None means bilinear
+        return "bilinear_pil", ""
+    name = getattr(value, "value", value)
+    if isinstance(name, str):  # torchvision's InterpolationMode (the "fast" processors)
+        filters = {"nearest": "nearest_pil", "bilinear": "bilinear_pil",
+                   "bicubic": "bicubic_pil", "lanczos": "lanczos_pil"}  # fmt: skip
+        if name in filters:
+            return filters[name], ""
+    else:
+        try:
+            return HF_RESAMPLE[int(name)], ""
+        except (KeyError, TypeError, ValueError):
+            pass
+    return "bilinear_pil", f"{where}: resample {value!r} is unknown here: bilinear is used"

@@ -159,7 +159,8 @@ def hf_spec_fields(config: EngineConfig, model: Any) -> tuple[str, dict[str, Any
 #: The image processor settings that make a model spec.
 PROCESSOR_KEYS = (
     "do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std",
-    "do_flip_channel_order", "do_resize", "size", "do_center_crop",
+    "do_flip_channel_order", "do_resize", "size", "resample", "do_center_crop", "crop_size",
+    "crop_pct", "keep_aspect_ratio", "ensure_multiple_of", "do_pad", "size_divisor",
 )  # fmt: skip
 
 
@@ -171,7 +172,10 @@ def _processor_settings(folder: Path, path: Path) -> dict[str, Any]:
 
         with _quiet_transformers():
             processor = AutoImageProcessor.from_pretrained(str(folder), local_files_only=True)
-        return {key: getattr(processor, key, None) for key in PROCESSOR_KEYS}
+        settings = {key: getattr(processor, key, None) for key in PROCESSOR_KEYS}
+        # The class decides what some settings mean (ConvNeXt's shortest_edge).
+        settings["image_processor_type"] = type(processor).__name__
+        return settings
     except Exception as error:  # an unknown processor class: read the file itself
         LOG.info("reading %s as written (%s)", path, type(error).__name__)
         return json.loads(path.read_text(encoding="utf-8"))
