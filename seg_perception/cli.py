@@ -45,7 +45,8 @@ def _export(args: argparse.Namespace) -> int:
     config = _engine_config(args, args.model)
     sizes = [tuple(s) for s in args.check_size] or None
     report = export_onnx(config, args.output, opset=args.opset, check_sizes=sizes)
-    print(f"wrote {report.path} (opset {report.opset}, dynamic height/width)")
+    shape = "dynamic height/width" if report.dynamic else "a fixed input size"
+    print(f"wrote {report.path} (opset {report.opset}, {shape})")
     for check in report.checks:
         print(
             f"  check {check.height}x{check.width}: max |logit diff| "
@@ -113,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     export = commands.add_parser(
-        "export", help="export a SegFormer to ONNX (dynamic H/W) and verify it against PyTorch"
+        "export",
+        help="export a Hugging Face segmentation model to ONNX (dynamic H/W where the "
+        "graph allows) with its spec, and verify it against PyTorch",
     )
     _add_engine_options(export, model_required=True)
     export.add_argument("--output", required=True, help="the .onnx file to write")

@@ -62,6 +62,12 @@ class EngineConfig:
     spec's)."""
     multiple_of: int = 0
     """Pad the image up to a multiple of this (fully convolutional CNNs); 0: the spec's."""
+    resample: Literal[
+        "linear", "bilinear_pil", "bicubic_pil", "nearest_pil", "lanczos_pil", "box_pil",
+        "hamming_pil",
+    ] | None = None  # fmt: skip
+    """Resize filter: linear (OpenCV) or a Pillow filter as transformers' processors use
+    (unset: the spec's, else linear)."""
     mean: tuple[float, float, float] | None = None
     """Per-channel mean subtracted after scaling, in the network's channel order (unset:
     the spec's)."""
@@ -144,6 +150,7 @@ class EngineConfig:
         section: dict[str, Any] = {}
         for key, value in (
             ("name", self.input_name), ("layout", self.layout), ("dtype", self.input_dtype),
+            ("resample", self.resample),
             ("color", self.channel_order), ("scale", self.scale),
             ("mean", list(self.mean) if self.mean else None),
             ("std", list(self.std) if self.std else None),

@@ -61,7 +61,9 @@ def _export_key(config: EngineConfig) -> dict[str, Any]:
     runtime_only = {"backend", "device", "precision", "num_threads", "cache_dir", "min_shape",
                     "opt_shape", "max_shape", "calibration_images", "seed"}  # fmt: skip
     settings = {k: v for k, v in asdict(config).items() if k not in runtime_only}
-    key: dict[str, Any] = {"settings": settings, "opset": 17}
+    # "exporter": bump when the export itself changes what it writes (v2: the model spec in
+    # the metadata, Pillow filters and sizes of HF processors, adaptive pooling as products).
+    key: dict[str, Any] = {"settings": settings, "opset": 17, "exporter": 2}
     for package in ("torch", "transformers"):
         try:
             key[package] = metadata.version(package)
