@@ -163,6 +163,10 @@ class StopSignals:
         self._watchdog.start()
         for number in STOP_SIGNALS:
             signal.signal(number, self._handle)
+        # Signals that came while the node modules were importing (nodes/__init__.py).
+        early = sys.modules.get("seg_perception.ros.nodes")
+        for number in getattr(early, "EARLY_SIGNALS", []):
+            self._handle(number, None)
         return True
 
     def _handle(self, number: int, _frame: FrameType | None) -> None:
