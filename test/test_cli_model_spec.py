@@ -86,3 +86,21 @@ def test_replay_runs_the_model_by_its_sidecar_and_records_it(bgr_onnx, tmp_path,
     assert len(images) == len(labels) == 2
     for image, replayed in zip(images, labels, strict=True):
         np.testing.assert_array_equal(replayed, engine.segment(image).labels)
+
+
+def test_demo_runs_the_model_by_its_sidecar(bgr_onnx, tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--model", str(bgr_onnx), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert "bgr.onnx" in summary["label_source"] and "bgr.onnx" in printed
+    assert (out / "camera_labels.png").is_file()
+
+
+def test_a_bad_sidecar_stops_a_command_with_one_line_and_exit_2(bgr_onnx, tmp_path, capsys):
+    sidecar = bgr_onnx.with_suffix(".yaml")
+    sidecar.write_text(yaml.safe_dump({"input": {"mean": [0.4, "zero", 0.5]}}))
+    argv = ["eval", "images", "--images", str(tmp_path), "--truth", str(tmp_path)]
+    assert main([*argv, "--model", str(bgr_onnx)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and str(sidecar) in error and "input.mean must be a finite" in error
