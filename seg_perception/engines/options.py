@@ -23,6 +23,8 @@ from seg_perception.engines.config import EngineConfig
 NOT_OPTIONS = ("extra",)
 #: CLI names that would clash with commands' own flags (``demo --seed`` is the scene's).
 CLI_NAMES = {"seed": "model_seed"}
+#: Ranges of the integer options (ROS parameter descriptors; EngineConfig checks them too).
+RANGES = {"multiple_of": (0, 4096), "num_threads": (0, 256), "seed": (0, 2**31 - 1)}
 
 
 @dataclass(frozen=True)

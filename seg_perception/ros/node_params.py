@@ -15,7 +15,7 @@ from typing import Any
 from seg_perception.core.fields import field_docs
 from seg_perception.core.fusion import FusionConfig
 from seg_perception.engines.config import EngineConfig
-from seg_perception.engines.options import config_from_params, engine_options, ros_value
+from seg_perception.engines.options import RANGES, config_from_params, engine_options, ros_value
 from seg_perception.lidar.clustering import ClusterParams
 from seg_perception.lidar.ground import GroundParams
 from seg_perception.lidar.segmenter import GeometricCloudSegmenter
@@ -25,9 +25,12 @@ from seg_perception.ros.params import Param
 #: the field's docstring; unset contract fields come from the model's spec.
 #: A node has no default model (it must be given; an empty one stops the node at start-up).
 ENGINE_PARAMS = tuple(
-    Param(f"engine.{o.name}", "" if o.name == "model" else ros_value(o), o.help, choices=o.choices)
+    Param(
+        f"engine.{o.name}", "" if o.name == "model" else ros_value(o), o.help,
+        *RANGES.get(o.name, (None, None)), choices=o.choices,
+    )
     for o in engine_options()
-)
+)  # fmt: skip
 
 FUSION_PARAMS = (
     Param("fusion.occlusion", True, "Reject points hidden behind nearer surfaces."),
