@@ -1094,3 +1094,26 @@ if os.environ.get(LAUNCH_TEST_ENV) == "1":
 
         def test_the_inputs_are_removed(self, inputs):
             self.assertFalse(Path(inputs.name).exists(), "the launch test left its inputs behind")
+
+
+def test_every_engine_field_is_settable_from_launch():
+    """``engine:="{...}"``: any EngineConfig field, checked at launch by the field's type."""
+    from seg_perception.engines.options import engine_options
+
+    text = "{channel_order: bgr, mean: [0.406, 0.456, 0.485], multiple_of: 32, void_channels: [19]}"
+    camera = plan("perception", _values("perception", engine=text)).nodes[0]
+    overrides = camera.parameters[-1]
+    assert overrides["engine.channel_order"] == "bgr"
+    assert overrides["engine.mean"] == [0.406, 0.456, 0.485]
+    assert overrides["engine.multiple_of"] == 32 and overrides["engine.void_channels"] == [19]
+    pipeline = plan("pipeline", _values("pipeline", engine="{output_kind: class_ids}")).nodes[0]
+    assert pipeline.parameters[-1]["engine.output_kind"] == "class_ids"
+    assert {o.name for o in engine_options()} >= {"mean", "std", "scale", "resample", "spec"}
+    for bad, message in (
+        ("{colour: bgr}", r"unknown field\(s\) colour"),
+        ("{mean: [0.4, zero, 0.5]}", r"engine.mean' needs 3 numbers"),
+        ("{channel_order: gbr}", r"engine.channel_order' is 'gbr'; one of rgb, bgr"),
+        ("[1, 2]", "must be a mapping"),
+    ):
+        with pytest.raises(LaunchArgumentError, match=message):
+            plan("perception", _values("perception", engine=bad))

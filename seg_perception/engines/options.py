@@ -169,3 +169,13 @@ def _checked(option: EngineOption, value: Any) -> Any:
     if option.kind in ("str", "choice") and not isinstance(value, str):
         raise ValueError(f"parameter '{name}' needs a string, got {value!r}")
     return value
+
+
+def ros_checked(option: EngineOption, value: Any) -> Any:
+    """A value for the ROS parameter ``engine.<name>``: checked, tuples as lists."""
+    checked = _checked(option, value)
+    if option.choices and checked not in option.choices:
+        raise ValueError(
+            f"parameter 'engine.{option.name}' is {checked!r}; one of {', '.join(option.choices)}"
+        )
+    return list(checked) if isinstance(checked, tuple) else checked

@@ -156,8 +156,12 @@ _ARGS = {
                  "the parameter file's"),
         Argument("device", NONE, "engine.device: cpu, cuda or cuda:N.", "the parameter file's"),
         Argument("spec", NONE, "engine.spec: the model spec YAML (input color, scale, mean, std, "
-                 "size; output kind, classes, void channels); every other engine.* option is "
-                 "set in a params_file.", "<model>.yaml beside the model, if any"),
+                 "size; output kind, classes, void channels).",
+                 "<model>.yaml beside the model, if any"),
+        Argument("engine", NONE, "Any other engine.* parameters, as a YAML mapping of "
+                 "EngineConfig fields, e.g. \"{channel_order: bgr, mean: [0.406, 0.456, "
+                 "0.485], multiple_of: 32}\" (applied after the parameter files).",
+                 "the parameter files'"),
         Argument("label_set", NONE, "Label set of the model: cityscapes or a label-set YAML; "
                  "sets engine.label_set and the fusion's label_set together.",
                  "the parameter files'"),
@@ -202,6 +206,8 @@ _ARGS = {
 }  # fmt: skip
 
 _ENGINE = ("model", "backend", "device", "spec", "label_set")
+#: The engine launch arguments: the common ones by name, the rest through ``engine``.
+_ENGINE_ARGUMENTS = (*_ENGINE, "engine")
 _COMMON = ("use_sim_time", "log_level", "fastdds_profile")
 
 #: The arguments each launch file declares, in order.
@@ -210,12 +216,12 @@ LAUNCH_ARGUMENTS: dict[str, tuple[Argument, ...]] = {
     for launch_file, names in {
         "perception": (
             "namespace", "cameras", "image_topic_pattern", "camera_info_topic_pattern",
-            "lidar_topic", *_ENGINE, "publish_confidence", "lidar_segmentation",
+            "lidar_topic", *_ENGINE_ARGUMENTS, "publish_confidence", "lidar_segmentation",
             "single_process", "params_file", "camera_params_file", "lidar_params_file",
             "fusion_params_file", "pipeline_params_file", "rviz", "rviz_config", *_COMMON,
         ),
         "camera_segmentation": (
-            "namespace", "cameras", "image_topic_pattern", *_ENGINE, "publish_confidence",
+            "namespace", "cameras", "image_topic_pattern", *_ENGINE_ARGUMENTS, "publish_confidence",
             "params_file", "camera_params_file", *_COMMON,
         ),
         "lidar_segmentation": (
@@ -228,7 +234,7 @@ LAUNCH_ARGUMENTS: dict[str, tuple[Argument, ...]] = {
         ),
         "pipeline": (
             "namespace", "cameras", "image_topic_pattern", "camera_info_topic_pattern",
-            "lidar_topic", *_ENGINE, "params_file", "pipeline_params_file", "rviz",
+            "lidar_topic", *_ENGINE_ARGUMENTS, "params_file", "pipeline_params_file", "rviz",
             "rviz_config", *_COMMON,
         ),
     }.items()
@@ -344,12 +350,46 @@ def engine_overrides(values: Mapping[str, str]) -> dict[str, Any]:
     overrides = {
         f"engine.{name}": given(values.get(name)) for name in _ENGINE if given(values.get(name))
     }
+    overrides.update(engine_mapping(values.get("engine")))
     backend = overrides.get("engine.backend")
     if backend and backend not in BACKENDS:
         raise LaunchArgumentError(
             f"launch argument 'backend' must be {', '.join(BACKENDS)} or {NONE}, got '{backend}'"
         )
     return overrides
+
+
+def engine_mapping(text: str | None) -> dict[str, Any]:
+    """``engine.*`` parameters from the ``engine`` argument: a YAML mapping of EngineConfig
+    fields, each checked as the node will (engines/options.py), so a typo or a wrong type
+    stops the launch with the field's name instead of a node exiting later."""
+    import yaml
+
+    from seg_perception.engines.options import engine_options, ros_checked
+
+    text = given(text)
+    if not text:
+        return {}
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise LaunchArgumentError(f"launch argument 'engine' is not YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise LaunchArgumentError(
+            f"launch argument 'engine' must be a mapping like \"{{mean: [0.5, 0.5, 0.5]}}\", "
+            f"got '{text}'"
+        )
+    options = {o.name: o for o in engine_options()}
+    unknown = sorted(str(k) for k in data if k not in options)
+    if unknown:
+        raise LaunchArgumentError(
+            f"launch argument 'engine' has unknown field(s) {', '.join(unknown)}; known: "
+            f"{', '.join(options)}"
+        )
+    try:
+        return {f"engine.{k}": ros_checked(options[k], v) for k, v in data.items()}
+    except ValueError as error:
+        raise LaunchArgumentError(f"launch argument 'engine': {error}") from None
 
 
 def fastdds_profile_to_set(profile: str, environment: Mapping[str, str]) -> str:
