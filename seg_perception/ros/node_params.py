@@ -94,4 +94,6 @@ def cloud_segmenter(values: dict[str, Any]) -> GeometricCloudSegmenter:
     enabled = cluster.pop("enabled")
     if cluster.get("max_cluster_size") == 0:
         cluster["max_cluster_size"] = None
-    return GeometricCloudSegmenter(ground, ClusterParams(**cluster) if enabled else None)
+    segmenter = GeometricCloudSegmenter(ground, ClusterParams(**cluster) if enabled else None)
+    segmenter.warm_up()  # a node's first clouds must not pay the first call's set-up
+    return segmenter
