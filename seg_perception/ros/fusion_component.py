@@ -123,6 +123,8 @@ class CameraState:
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
     #: When its data last arrived (monotonic s); None until it or the first cloud arrives.
     last_seen: float | None = None
+    #: raw | rectified | auto: how its CameraInfo projects into its images.
+    projection: str = "auto"
     #: (stamp_ns, why) of its last refused messages, to explain a cloud's missing camera.
     refused: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=8))
 
@@ -211,6 +213,9 @@ class FusionComponent:
                   0.0, 10.0),
             Param(f"{prefix}.extrinsics", NO_EXTRINSICS, "Camera pose in the LiDAR frame: "
                   "[x, y, z, qx, qy, qz, qw] (unset: TF)."),
+            Param(f"{prefix}.projection", "auto", "raw: the image is the lens's own (K + D); "
+                  "rectified: it is image_rect (P, no distortion); auto: rectified when D is "
+                  "all zero, else raw (logged).", choices=("auto", "raw", "rectified")),
         ))  # fmt: skip
         values = {key.rsplit(".", 1)[1]: value for key, value in declared.items()}
         extrinsics = None
@@ -230,7 +235,7 @@ class FusionComponent:
         if source == "tf":
             extrinsics = None
         sync = CameraSync(name, int(values["time_offset"] * 1e9), int(values["tolerance"] * 1e9))
-        return CameraState(index, name, sync, extrinsics)
+        return CameraState(index, name, sync, extrinsics, projection=values["projection"])
 
     def _tf_buffer(self) -> Any:
         if all(camera.extrinsics is not None for camera in self.cameras):
@@ -272,8 +277,15 @@ class FusionComponent:
         if camera.info is None or not _same_info(camera.info, message):
             camera.info = message
             try:
-                camera.model = camera_model_from_camera_info(message)
+                camera.model = camera_model_from_camera_info(message, camera.projection)
                 camera.model_error = ""
+                if camera.projection == "auto":
+                    self.node.get_logger().info(
+                        f"camera '{camera.name}': projection auto chose {camera.model.mode} "
+                        f"(D {'is all zero' if camera.model.mode == 'rectified' else '!= 0'}); "
+                        f"set camera.{camera.name}.projection if the image is "
+                        f"{'raw' if camera.model.mode == 'rectified' else 'image_rect'}"
+                    )
             except ValueError as error:
                 camera.model = None
                 camera.model_error = f"camera '{camera.name}': bad CameraInfo: {error}"

@@ -26,6 +26,7 @@ CAMERA_EXAMPLE = """\
 # YAML key does not clash with the `cameras` list):
 #   camera.<name>.time_offset: 0.0   # s added to the camera stamps before matching
 #   camera.<name>.tolerance: 0.05    # s; match window (keep under half the camera period)
+#   camera.<name>.projection: "auto"  # raw (K + D) | rectified (image_rect: P) | auto
 #   camera.<name>.extrinsics: [x, y, z, qx, qy, qz, qw]
 #     # the camera's optical frame pose in the LiDAR frame (static_transform_publisher's
 #     # numbers with parent = LiDAR frame); all zeros = take it from TF.
