@@ -206,3 +206,15 @@ def test_points_of_the_wrong_shape_are_a_clear_error():
 def test_bad_fusion_config_is_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         FusionConfig(**kwargs)
+
+
+def test_a_missing_camera_does_not_shift_the_others_indices():
+    """The `camera` field is the index in the configured list, whoever had data."""
+    model = CameraModel.pinhole(64, 48, 40.0, 40.0, 32.0, 24.0)
+    optical = np.array([[0, -1, 0, 0], [0, 0, -1, 0], [1, 0, 0, 0], [0, 0, 0, 1]], float)
+    points = np.array([[5.0, 0.0, 0.0], [6.0, 0.5, 0.2]])
+    left = CameraLabels("left", model, optical, np.full((48, 64), 7, np.uint8), index=1)
+    result = label_points(points, [left], FusionConfig(occlusion=False))
+    np.testing.assert_array_equal(result.camera, [1, 1])
+    np.testing.assert_array_equal(result.label, [7, 7])
+    assert result.cameras[0].points_won == 2

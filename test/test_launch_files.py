@@ -306,8 +306,10 @@ def test_perception_single_process():
     assert dict(pipeline.remappings) == {
         "points": "/points_raw",
         "front/image": "/front/image_raw",
+        "front/image/compressed": "/front/image_raw/compressed",  # transport: compressed
         "front/camera_info": "/front/camera_info",
         "left/image": "/left/image_raw",
+        "left/image/compressed": "/left/image_raw/compressed",
         "left/camera_info": "/left/camera_info",
     }
     assert _files(pipeline) == [str(REPO / "config/pipeline.yaml")]

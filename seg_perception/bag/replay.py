@@ -343,14 +343,16 @@ class Replayer:
             self.summary.dropped[f"cloud: malformed PointCloud2 ({error})"] += 1
             return
         inputs, warnings, headers, used = [], [], [], []
-        for camera, match in zip(cameras, frame.cameras, strict=True):
+        for index, (camera, match) in enumerate(zip(cameras, frame.cameras, strict=True)):
             if match is None:
                 warnings.append(f"camera '{camera.name}': no image within its time window")
                 continue
             try:
-                inputs.append(
-                    self._camera_input(camera, match.item, cloud_msg, models, tree, extrinsics)
+                camera_input = self._camera_input(
+                    camera, match.item, cloud_msg, models, tree, extrinsics
                 )
+                # The point's `camera` field: the index in the configured list, as live.
+                inputs.append(replace(camera_input, index=index))
                 headers.append(match.item.header)
                 used.append(camera)
             except (BagError, TransformError, ValueError) as error:

@@ -86,6 +86,9 @@ class CameraLabels:
     T_cam_from_lidar: np.ndarray
     labels: np.ndarray
     confidence: np.ndarray | None = None
+    #: The camera's index in the configured list: the value of a point's ``camera`` field.
+    #: None: its position among the cameras of this frame (right only when none is missing).
+    index: int | None = None
 
 
 @dataclass
@@ -152,7 +155,10 @@ def label_points(
     # Per candidate: the best score so far (confidence, or -depth for "nearest").
     best_score = np.full(candidates.size, -np.inf)
     stats: list[CameraStats] = []
-    for index, cam in enumerate(cameras):
+    for position, cam in enumerate(cameras):
+        index = position if cam.index is None else cam.index
+        if not 0 <= index < NO_CAMERA:
+            raise FusionInputError(f"camera '{cam.name}': index {index} out of range")
         cam_stats = CameraStats(cam.name)
         stats.append(cam_stats)
         hit, hit_label, hit_conf, hit_depth = _label_in_camera(
@@ -178,7 +184,8 @@ def label_points(
         confidence[target] = hit_conf[better]
         camera[target] = index
 
-    for index, cam_stats in enumerate(stats):
+    for position, (cam, cam_stats) in enumerate(zip(cameras, stats, strict=True)):
+        index = position if cam.index is None else cam.index
         cam_stats.points_won = int(np.count_nonzero(camera == index))
     return FusionResult(
         label=label,

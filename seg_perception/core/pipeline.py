@@ -74,6 +74,8 @@ class CameraInput:
     stamp_ns: int = 0
     frame_id: str = ""
     labels_description: str = "precomputed label image"
+    #: Index in the configured camera list (a point's ``camera`` field); None: position.
+    index: int | None = None
 
 
 @dataclass
@@ -157,6 +159,7 @@ class Pipeline:
                 T_cam_from_lidar=check_rigid(camera.T_cam_from_lidar, f"{camera.name} extrinsics"),
                 labels=segmentation.labels,
                 confidence=segmentation.confidence,
+                index=camera.index,
             )
             for camera, segmentation in zip(frame.cameras, segmentations, strict=True)
         ]

@@ -37,11 +37,10 @@ from sensor_msgs.msg import CameraInfo, PointCloud2
 from seg_perception.core.camera_model import CameraModel
 from seg_perception.core.labeled_cloud import labeled_fields, rgb_cloud
 from seg_perception.core.pipeline import CameraInput, Frame, FrameResult, Pipeline, Segmentation
+from seg_perception.core.rig import CameraRecord, RigError, camera_fields
 from seg_perception.core.sync import CameraSync, MatchedFrame, StampMatcher
 from seg_perception.core.transforms import (
     TransformError,
-    check_rigid,
-    invert_transform,
     transform_from_translation_quaternion,
 )
 from seg_perception.msg import FusionStatus
@@ -65,7 +64,8 @@ from seg_perception.ros.pointcloud2 import (
 )
 
 MAX_CAMERAS = 8
-NO_EXTRINSICS = [0.0] * 7
+#: Ranges of the numeric camera parameters (descriptors; the record checks them too).
+CAMERA_RANGES = {"time_offset": (-10.0, 10.0), "tolerance": (0.0, 10.0)}
 #: Latency samples per camera behind the adaptive wait.
 LATENCY_SAMPLES = 50
 
@@ -125,6 +125,8 @@ class CameraState:
     last_seen: float | None = None
     #: raw | rectified | auto: how its CameraInfo projects into its images.
     projection: str = "auto"
+    #: Its record (core/rig.py): transport, projection, offsets, extrinsics.
+    record: CameraRecord | None = None
     #: (stamp_ns, why) of its last refused messages, to explain a cloud's missing camera.
     refused: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=8))
 
@@ -205,28 +207,20 @@ class FusionComponent:
 
     # ------------------------------------------------------------------ set-up
     def _declare_camera(self, index: int, name: str) -> CameraState:
+        """The camera's record from its ``camera.<name>.*`` parameters (core/rig.py)."""
         prefix = f"camera.{name}"
-        declared = declare_parameters(self.node, (
-            Param(f"{prefix}.time_offset", 0.0, "Seconds added to this camera's stamps before "
-                  "matching them with clouds.", -10.0, 10.0),
-            Param(f"{prefix}.tolerance", 0.05, "Largest stamp difference (s) of a match.",
-                  0.0, 10.0),
-            Param(f"{prefix}.extrinsics", NO_EXTRINSICS, "Camera pose in the LiDAR frame: "
-                  "[x, y, z, qx, qy, qz, qw] (unset: TF)."),
-            Param(f"{prefix}.projection", "auto", "raw: the image is the lens's own (K + D); "
-                  "rectified: it is image_rect (P, no distortion); auto: rectified when D is "
-                  "all zero, else raw (logged).", choices=("auto", "raw", "rectified")),
+        declared = declare_parameters(self.node, tuple(
+            Param(f"{prefix}.{field}", default, about, *CAMERA_RANGES.get(field, (None, None)),
+                  choices=choices)
+            for field, default, about, choices in camera_fields()
         ))  # fmt: skip
         values = {key.rsplit(".", 1)[1]: value for key, value in declared.items()}
-        extrinsics = None
-        pose = [float(v) for v in values["extrinsics"]]
-        if len(pose) != 7:
-            raise StartupError(
-                f"{prefix}.extrinsics needs 7 numbers [x y z qx qy qz qw], got {pose}"
-            )
-        if any(pose[3:]):
-            extrinsics = invert_transform(transform_from_translation_quaternion(pose[:3], pose[3:]))
-            check_rigid(extrinsics, f"{prefix}.extrinsics")  # NaN/inf: stop at start-up
+        values["extrinsics"] = tuple(float(v) for v in values["extrinsics"])
+        try:
+            record = CameraRecord(name=name, **values)
+        except (RigError, TransformError) as error:
+            raise StartupError(str(error)) from None
+        extrinsics = record.T_cam_from_lidar()
         source = self.params["extrinsics_source"]
         if source == "parameters" and extrinsics is None:
             raise StartupError(
@@ -234,8 +228,9 @@ class FusionComponent:
             )
         if source == "tf":
             extrinsics = None
-        sync = CameraSync(name, int(values["time_offset"] * 1e9), int(values["tolerance"] * 1e9))
-        return CameraState(index, name, sync, extrinsics, projection=values["projection"])
+        return CameraState(
+            index, name, record.sync(), extrinsics, projection=record.projection, record=record
+        )
 
     def _tf_buffer(self) -> Any:
         if all(camera.extrinsics is not None for camera in self.cameras):
@@ -458,7 +453,7 @@ class FusionComponent:
             transform = self._lookup(frame_id, cloud_header)
         camera_input = CameraInput(
             name=camera.name, model=camera.model, T_cam_from_lidar=transform, frame_id=frame_id,
-            labels_description=f"{camera.name}/{self.data.kind}", **fields,
+            labels_description=f"{camera.name}/{self.data.kind}", index=camera.index, **fields,
         )  # fmt: skip
         if camera_input.labels is None:
             source = self.pipeline.label_source_for(camera.name)

@@ -112,6 +112,12 @@ class InputLimits:
         size = compressed_image_size(message.data)
         if size is not None:
             self._check_pixels("compressed image (from its header)", *size)
+        elif any(codec in message.format.lower() for codec in ("png", "jpeg", "jpg")):
+            raise FrameDropError(
+                "malformed",
+                f"compressed image data ({len(message.data)} bytes) is not the "
+                f"{message.format!r} it claims to be: no PNG/JPEG header",
+            )
 
     def check_cloud(self, message: Any) -> None:
         """A PointCloud2: points and bytes (its layout is checked by the conversion)."""

@@ -474,6 +474,7 @@ def pipeline_node(values: Mapping[str, str]) -> NodeSpec:
     remappings = [("points", check_topic(values["lidar_topic"], "lidar_topic"))]
     for camera in cameras:
         remappings.append((f"{camera}/image", images[camera]))
+        remappings.append((f"{camera}/image/compressed", f"{images[camera]}/compressed"))
         remappings.append((f"{camera}/camera_info", infos[camera]))
     overrides: dict[str, Any] = {"cameras": cameras, **engine_overrides(values)}
     if "engine.label_set" in overrides:

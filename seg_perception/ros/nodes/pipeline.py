@@ -2,7 +2,9 @@
 
 The lowest-latency way to run everything: no serialization between stages, and only the
 images matched to a cloud are segmented. Subscribes ``points`` and, per camera ``<name>``,
-``<name>/image`` (sensor_msgs/Image) and ``<name>/camera_info``; publishes what the fusion
+``<name>/image`` (sensor_msgs/Image; with ``camera.<name>.transport: compressed``,
+``<name>/image/compressed``, sensor_msgs/CompressedImage, decoded only for matched clouds)
+and ``<name>/camera_info``; publishes what the fusion
 node publishes (``labeled_points`` with ``lidar_class`` and ``cluster`` too,
 ``labeled_points_rgb``, ``fusion_status``, ``class_map``) plus, when subscribed,
 ``<name>/labels`` (mono8/mono16) and ``<name>/overlay`` (rgb8) per camera. An image the
@@ -18,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from seg_perception.core.pipeline import FrameResult, Pipeline
 from seg_perception.ros.engine_guard import start_engine
@@ -28,7 +30,11 @@ from seg_perception.ros.fusion_component import (
     FusedCamera,
     FusionComponent,
 )
-from seg_perception.ros.image_conversions import array_to_image, image_to_rgb8
+from seg_perception.ros.image_conversions import (
+    array_to_image,
+    compressed_image_to_array,
+    image_to_rgb8,
+)
 from seg_perception.ros.inputs import FrameDropError
 from seg_perception.ros.node_base import SegPerceptionNode, run_node
 from seg_perception.ros.node_params import (
@@ -54,15 +60,22 @@ class CameraImages:
         return message.header
 
     def check(self, message: Any) -> None:
-        self.node.limits.check_image(message)
+        if isinstance(message, CompressedImage):
+            self.node.limits.check_compressed(message)  # its size, from the header
+        else:
+            self.node.limits.check_image(message)
 
     def inputs(self, camera: CameraState, message: Any) -> dict[str, np.ndarray]:
-        image = image_to_rgb8(message)
+        """The image as RGB; a CompressedImage is decoded only now, for a matched cloud."""
+        if isinstance(message, CompressedImage):
+            image = compressed_image_to_array(message)
+            what = f"compressed image ({message.format!r})"
+        else:
+            image = image_to_rgb8(message)
+            what = f"image encoding {message.encoding}"
         if image.ndim != 3:
-            raise FrameDropError(
-                "wrong encoding", f"image encoding {message.encoding} is not a color image"
-            )
-        return {"image": image[..., :3]}
+            raise FrameDropError("wrong encoding", f"{what} is not a color image")
+        return {"image": np.ascontiguousarray(image[..., :3])}
 
 
 class PipelineNode(SegPerceptionNode):
@@ -90,8 +103,10 @@ class PipelineNode(SegPerceptionNode):
                 self.create_publisher(Image, f"{camera.name}/labels", self.output_qos),
                 self.create_publisher(Image, f"{camera.name}/overlay", self.output_qos),
             )
+            compressed = camera.record.transport == "compressed"
             self.create_subscription(
-                Image, f"{camera.name}/image",
+                CompressedImage if compressed else Image,
+                f"{camera.name}/image/compressed" if compressed else f"{camera.name}/image",
                 lambda m, i=camera.index: self.fusion.add_camera(i, m), self.input_qos,
             )  # fmt: skip
 
