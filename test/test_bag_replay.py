@@ -20,6 +20,7 @@ from seg_perception.bag.scene_bag import PERIOD_NS, START_NS, write_scene_bag
 from seg_perception.bag.testing import replay_and_compare
 from seg_perception.cli import main
 from seg_perception.core.fusion import FusionConfig
+from seg_perception.core.rig import CameraRecord
 from seg_perception.engines import EngineConfig, create_engine
 from seg_perception.lidar.segmenter import GeometricCloudSegmenter
 from seg_perception.ros.camera_info import camera_model_from_camera_info
@@ -215,11 +216,12 @@ def test_topics_that_do_not_exist_are_listed(kitti_bag, tmp_path, palette):
 
 
 def test_clouds_without_a_matching_camera_frame_are_still_accounted(kitti_bag, tmp_path):
-    camera = CameraTopics(
-        "left", "/kitti/camera_color_left/image_raw", "/kitti/camera_color_left/camera_info"
-    )
-    # A camera offset far outside the window: no image ever matches.
-    config = ReplayConfig(cameras=[camera], tolerance_s=0.01, time_offsets={"left": 1.0})
+    # A camera offset far outside the window (in its record): no image ever matches.
+    camera = CameraRecord(
+        "left", "/kitti/camera_color_left/image_raw", "/kitti/camera_color_left/camera_info",
+        time_offset=1.0, tolerance=0.01,
+    )  # fmt: skip
+    config = ReplayConfig(cameras=[camera])
     summary = replay(kitti_bag, tmp_path / "o", config, None, None)
     assert summary.accounted and summary.clouds_read == 5 and summary.clouds_processed == 5
     assert summary.camera_warnings == {"camera 'left': no image within its time window": 5}

@@ -44,11 +44,20 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     replay.add_argument(
         "--camera", action="append", default=[], metavar="NAME:IMAGE_TOPIC:INFO_TOPIC[:LABELS]",
         help="a camera (repeatable); with a 4th part, the bag's label images on that topic are "
-        "fused instead of segmenting images. Default: every Image topic with a CameraInfo "
-        "beside it",
+        "fused instead of segmenting images. Default: every Image or CompressedImage topic "
+        "with a CameraInfo beside it",
+    )
+    replay.add_argument(
+        "--rig", default="",
+        help="a rig YAML: {cameras: [{name, image_topic, info_topic, labels_topic, transport, "
+        "projection, time_offset, tolerance, extrinsics}, ...]}, the same camera record the "
+        "nodes' camera.<name>.* parameters hold (instead of --camera)",
     )  # fmt: skip
     replay.add_argument("--calibration", default="", help="extrinsics YAML (default: the bag's TF)")
-    replay.add_argument("--tolerance", type=float, default=0.05, help="match window (s)")
+    replay.add_argument(
+        "--tolerance", type=float, default=0.05,
+        help="match window (s) of --camera and found cameras (a rig file gives its own)",
+    )  # fmt: skip
     replay.add_argument("--no-occlusion", action="store_true")
     replay.add_argument("--no-lidar-segmentation", action="store_true")
     replay.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
@@ -75,20 +84,33 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     make.add_argument("--frames", type=int, default=5)
     make.add_argument("--seed", type=int, default=0)
     make.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
+    make.add_argument(
+        "--compressed", default="", choices=["", "png", "jpeg"],
+        help="write the camera as a CompressedImage (<topic>/compressed) instead of raw",
+    )  # fmt: skip
     make.set_defaults(func=_make_bag)
 
 
-def _cameras(specs: list[str]) -> list:
-    from seg_perception.bag.replay import CameraTopics
+def _cameras(specs: list[str], rig: str = "", tolerance: float = 0.05) -> list:
+    """Camera records from --rig or --camera (a compressed image topic ends /compressed)."""
+    from seg_perception.core.rig import CameraRecord, Rig, RigError
 
-    cameras = []
-    for spec in specs:
-        parts = spec.split(":")
-        if len(parts) not in (3, 4) or not all(parts):
-            raise BagError(
-                f"--camera needs NAME:IMAGE_TOPIC:INFO_TOPIC[:LABELS_TOPIC], got {spec!r}"
-            )
-        cameras.append(CameraTopics(*parts))
+    if rig and specs:
+        raise BagError("give cameras with --rig or with --camera, not both")
+    try:
+        if rig:
+            return list(Rig.from_yaml(rig).cameras)
+        cameras = []
+        for spec in specs:
+            parts = spec.split(":")
+            if len(parts) not in (3, 4) or not all(parts):
+                raise BagError(
+                    f"--camera needs NAME:IMAGE_TOPIC:INFO_TOPIC[:LABELS_TOPIC], got {spec!r}"
+                )
+            transport = "compressed" if parts[1].endswith("/compressed") else "raw"
+            cameras.append(CameraRecord(*parts, transport=transport, tolerance=tolerance))
+    except RigError as error:
+        raise BagError(str(error)) from None
     return cameras
 
 
@@ -101,7 +123,7 @@ def _replay(args: argparse.Namespace) -> int:
     from seg_perception.engines.factory import create_engine, find_default_model
     from seg_perception.lidar.segmenter import GeometricCloudSegmenter
 
-    cameras = _cameras(args.camera)
+    cameras = _cameras(args.camera, args.rig, args.tolerance)
     config = ReplayConfig(
         cloud_topic=args.cloud_topic,
         cameras=cameras,
@@ -155,7 +177,7 @@ def _regress(args: argparse.Namespace) -> int:
 def _make_bag(args: argparse.Namespace) -> int:
     from seg_perception.bag.scene_bag import write_scene_bag
 
-    path = write_scene_bag(args.out, args.frames, args.seed, args.storage)
+    path = write_scene_bag(args.out, args.frames, args.seed, args.storage, args.compressed)
     print(f"wrote {path}: {args.frames} generated frames with truth (/truth/...)")
     return 0
 

@@ -33,6 +33,18 @@ def header(store: Any, stamp_ns: int, frame_id: str) -> Any:
     return _type(store, "std_msgs/msg/Header")(stamp=time, frame_id=frame_id)
 
 
+def compressed_image(store: Any, rgb: np.ndarray, codec: str, msg_header: Any) -> Any:
+    """sensor_msgs/CompressedImage (png or jpeg) of an RGB (H, W, 3) image."""
+    from seg_perception.ros.image_conversions import array_to_compressed_image
+
+    encoded = array_to_compressed_image(rgb, codec)
+    return _type(store, "sensor_msgs/msg/CompressedImage")(
+        header=msg_header,
+        format=encoded.format,
+        data=np.frombuffer(bytes(encoded.data), dtype=np.uint8),
+    )
+
+
 def image(store: Any, array: np.ndarray, encoding: str, msg_header: Any) -> Any:
     """sensor_msgs/Image from an (H, W) or (H, W, C) array in ``encoding``."""
     dtype, channels = image_encoding_dtype(encoding)

@@ -39,7 +39,8 @@ from seg_perception.core.fusion import FusionConfig
 from seg_perception.core.labeled_cloud import labeled_fields, rgb_cloud
 from seg_perception.core.labels import LabelSet
 from seg_perception.core.pipeline import CameraInput, Frame, Pipeline
-from seg_perception.core.sync import CameraSync, StampMatcher
+from seg_perception.core.rig import CameraRecord
+from seg_perception.core.sync import StampMatcher
 from seg_perception.core.transforms import (
     TransformError,
     TransformTree,
@@ -47,7 +48,11 @@ from seg_perception.core.transforms import (
     transform_from_translation_quaternion,
 )
 from seg_perception.ros.camera_info import camera_model_from_camera_info
-from seg_perception.ros.image_conversions import image_to_array, image_to_rgb8
+from seg_perception.ros.image_conversions import (
+    compressed_image_to_array,
+    image_to_array,
+    image_to_rgb8,
+)
 from seg_perception.ros.pointcloud2 import append_fields, cloud_xyz, pointcloud2_to_array
 
 CONFIG_KEY = "seg_perception.replay_config"
@@ -56,6 +61,7 @@ IMAGE, INFO, CLOUD = (
     "sensor_msgs/msg/CameraInfo",
     "sensor_msgs/msg/PointCloud2",
 )
+COMPRESSED = "sensor_msgs/msg/CompressedImage"
 TF = "tf2_msgs/msg/TFMessage"
 
 
@@ -68,20 +74,8 @@ class ReplayModelError(RuntimeError):
     """
 
 
-@dataclass
-class CameraTopics:
-    """One camera's topics. With ``labels_topic`` the bag's label images (mono8/mono16,
-    e.g. recorded from a camera segmentation node, or ground truth) are fused as they
-    are and ``image_topic`` is not needed; otherwise images are segmented by the engine."""
-
-    name: str
-    image_topic: str
-    info_topic: str
-    labels_topic: str = ""
-
-    @property
-    def data_topic(self) -> str:
-        return self.labels_topic or self.image_topic
+#: Replay's cameras are the nodes' camera records (core/rig.py); the old name stays.
+CameraTopics = CameraRecord
 
 
 @dataclass
@@ -89,7 +83,9 @@ class ReplayConfig:
     """What to replay and how. Empty topics are found in the bag."""
 
     cloud_topic: str = ""
-    cameras: list[CameraTopics] = field(default_factory=list)
+    #: Camera records (topics, transport, projection, offsets, extrinsics); empty: found in
+    #: the bag, with ``tolerance_s`` and ``time_offsets``.
+    cameras: list[CameraRecord] = field(default_factory=list)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     segment_cloud: bool = True
     #: "" = extrinsics from the bag's /tf_static and /tf; else a calibration YAML file.
@@ -159,8 +155,13 @@ def _format_stamp(header: Any) -> str:
     return f"{int(header.stamp.sec)}.{int(header.stamp.nanosec):09d}"
 
 
-def find_topics(types: dict[str, str], config: ReplayConfig) -> tuple[str, list[CameraTopics]]:
-    """The cloud topic and cameras to use, from the configuration or the bag's contents."""
+def find_topics(types: dict[str, str], config: ReplayConfig) -> tuple[str, list[CameraRecord]]:
+    """The cloud topic and cameras to use, from the configuration or the bag's contents.
+
+    Found cameras: every Image topic with a CameraInfo beside it, and every
+    ``<image>/compressed`` CompressedImage (image_transport's name) whose ``<image>`` has a
+    CameraInfo beside it; named after the folder, e.g. ``/front/image_raw`` -> ``front``.
+    """
     listing = ", ".join(f"{t} ({m})" for t, m in sorted(types.items()))
     cloud = config.cloud_topic
     if not cloud:
@@ -172,23 +173,50 @@ def find_topics(types: dict[str, str], config: ReplayConfig) -> tuple[str, list[
         cloud = clouds[0]
     cameras = list(config.cameras)
     if not cameras:
-        infos = {t.rsplit("/", 1)[0]: t for t, m in types.items() if m == INFO}
-        for topic, msgtype in sorted(types.items()):
-            base = topic.rsplit("/", 1)[0]
-            if msgtype == IMAGE and base in infos:
-                cameras.append(
-                    CameraTopics(base.rsplit("/", 1)[-1] or "camera", topic, infos[base])
-                )
+        cameras = _found_cameras(types, config)
         if not cameras:
-            raise BagError(f"no Image topic with a CameraInfo beside it; the bag has: {listing}")
-    for topic, msgtype in [(cloud, CLOUD)] + [
-        pair for c in cameras for pair in ((c.data_topic, IMAGE), (c.info_topic, INFO))
-    ]:
-        if topic not in types:
-            raise BagError(f"topic {topic} is not in the bag; it has: {listing}")
-        if types[topic] != msgtype:
-            raise BagError(f"topic {topic} holds {types[topic]}, not {msgtype}")
+            raise BagError(
+                f"no Image or CompressedImage topic with a CameraInfo beside it; the bag has: "
+                f"{listing}"
+            )
+    for camera in cameras:
+        image_type = COMPRESSED if camera.transport == "compressed" else IMAGE
+        wanted = [(camera.data_topic, IMAGE if camera.labels_topic else image_type)]
+        wanted.append((camera.info_topic, INFO))
+        for topic, msgtype in wanted:
+            if topic not in types:
+                raise BagError(f"topic {topic} is not in the bag; it has: {listing}")
+            if types[topic] != msgtype:
+                raise BagError(
+                    f"topic {topic} holds {types[topic]}, not {msgtype} (camera '{camera.name}', "
+                    f"transport {camera.transport})"
+                )
+    if cloud not in types:
+        raise BagError(f"topic {cloud} is not in the bag; it has: {listing}")
+    if types[cloud] != CLOUD:
+        raise BagError(f"topic {cloud} holds {types[cloud]}, not {CLOUD}")
     return cloud, cameras
+
+
+def _found_cameras(types: dict[str, str], config: ReplayConfig) -> list[CameraRecord]:
+    infos = {t.rsplit("/", 1)[0]: t for t, m in types.items() if m == INFO}
+    cameras = []
+    for topic, msgtype in sorted(types.items()):
+        image = topic.removesuffix("/compressed") if msgtype == COMPRESSED else topic
+        base = image.rsplit("/", 1)[0]
+        if msgtype in (IMAGE, COMPRESSED) and base in infos:
+            name = base.rsplit("/", 1)[-1] or "camera"
+            if any(c.name == name for c in cameras):
+                continue  # raw and compressed of one camera: the raw one (found first) wins
+            cameras.append(
+                CameraRecord(
+                    name, topic, infos[base],
+                    transport="compressed" if msgtype == COMPRESSED else "raw",
+                    time_offset=config.time_offsets.get(name, 0.0),
+                    tolerance=config.tolerance_s,
+                )
+            )  # fmt: skip
+    return cameras
 
 
 def read_transforms(reader: Any) -> TransformTree:
@@ -276,17 +304,7 @@ class Replayer:
         self, reader: Any, writer: BagWriter, cloud_topic: str, cameras: list[CameraTopics],
         tree: TransformTree | None, extrinsics: dict[str, np.ndarray] | None, progress: bool,
     ) -> None:  # fmt: skip
-        matcher = StampMatcher(
-            [
-                CameraSync(
-                    c.name,
-                    int(self.config.time_offsets.get(c.name, 0.0) * 1e9),
-                    int(self.config.tolerance_s * 1e9),
-                )
-                for c in cameras
-            ],
-            max_pending=self.config.max_pending,
-        )
+        matcher = StampMatcher([c.sync() for c in cameras], max_pending=self.config.max_pending)
         index_of_image = {c.data_topic: i for i, c in enumerate(cameras)}
         camera_of_info = {c.info_topic: c for c in cameras}
         models: dict[str, tuple[CameraModel | None, str, str]] = {}
@@ -307,7 +325,7 @@ class Replayer:
                 released = matcher.add_camera(index_of_image[topic], _stamp(message), message)
             else:
                 camera = camera_of_info[topic]
-                models[camera.name] = self._camera_model(message)
+                models[camera.name] = self._camera_model(message, camera.projection)
                 released = []
             for frame in released:
                 self._process(frame, cameras, models, tree, extrinsics, writer)
@@ -324,9 +342,10 @@ class Replayer:
             self.summary.dropped[reason] += count
 
     @staticmethod
-    def _camera_model(message: Any) -> tuple[CameraModel | None, str, str]:
+    def _camera_model(message: Any, projection: str) -> tuple[CameraModel | None, str, str]:
         try:
-            return camera_model_from_camera_info(message), message.header.frame_id, ""
+            model = camera_model_from_camera_info(message, projection)  # type: ignore[arg-type]
+            return model, message.header.frame_id, ""
         except ValueError as error:
             return None, message.header.frame_id, f"bad CameraInfo: {error}"
 
@@ -424,7 +443,9 @@ class Replayer:
         model, frame_id, error = models.get(camera.name, (None, "", "no CameraInfo yet"))
         if model is None:
             raise BagError(error)
-        if extrinsics is not None:
+        if camera.has_extrinsics:  # the record's own pose wins over TF and --calibration
+            transform = camera.T_cam_from_lidar()
+        elif extrinsics is not None:
             if camera.name not in extrinsics:
                 raise BagError(f"no extrinsics for it in {self.config.calibration}")
             transform = extrinsics[camera.name]
@@ -442,9 +463,16 @@ class Replayer:
                 name=camera.name, model=model, T_cam_from_lidar=transform, labels=labels,
                 frame_id=frame_id, labels_description=f"label images from {camera.labels_topic}",
             )  # fmt: skip
+        if camera.transport == "compressed":
+            image = compressed_image_to_array(image_msg)
+            if image.ndim != 3:
+                raise BagError(f"{camera.image_topic}: a {image_msg.format!r} image, not color")
+            image = np.ascontiguousarray(image[..., :3])
+        else:
+            image = image_to_rgb8(image_msg)
         return CameraInput(
-            name=camera.name, model=model, T_cam_from_lidar=transform,
-            image=image_to_rgb8(image_msg), frame_id=frame_id,
+            name=camera.name, model=model, T_cam_from_lidar=transform, image=image,
+            frame_id=frame_id,
         )  # fmt: skip
 
     def _write(

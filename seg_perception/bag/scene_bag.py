@@ -26,9 +26,16 @@ PERIOD_NS = 100_000_000
 
 
 def write_scene_bag(
-    path: str | Path, frames: int = 5, seed: int = 0, storage: str = "mcap"
+    path: str | Path, frames: int = 5, seed: int = 0, storage: str = "mcap",
+    compressed: str = "",
 ) -> Path:
-    """Write ``frames`` generated frames to a new bag at ``path``; returns the path."""
+    """Write ``frames`` generated frames to a new bag at ``path``; returns the path.
+
+    ``compressed`` ("png" or "jpeg") writes the camera as a CompressedImage on
+    ``/front/image_raw/compressed`` (image_transport's name) instead of a raw Image.
+    """
+    if compressed not in ("", "png", "jpeg"):
+        raise ValueError(f"compressed must be png or jpeg, got {compressed!r}")
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
     store = typestore()
@@ -40,11 +47,12 @@ def write_scene_bag(
                 writer.write("/tf_static", _tf_static(store, scene, stamp), stamp, latched=True)
             camera_header = bagmsg.header(store, stamp, scene.camera_frame_id)
             lidar_header = bagmsg.header(store, stamp, scene.lidar_frame_id)
-            writer.write(
-                f"/{CAMERA}/image_raw",
-                bagmsg.image(store, scene.image, "rgb8", camera_header),
-                stamp,
-            )
+            if compressed:
+                image = bagmsg.compressed_image(store, scene.image, compressed, camera_header)
+                writer.write(f"/{CAMERA}/image_raw/compressed", image, stamp)
+            else:
+                image = bagmsg.image(store, scene.image, "rgb8", camera_header)
+                writer.write(f"/{CAMERA}/image_raw", image, stamp)
             writer.write(f"/{CAMERA}/camera_info", _camera_info(store, scene, camera_header), stamp)
             cloud = scene_cloud(scene)
             writer.write("/lidar/points", bagmsg.pointcloud2(store, cloud, lidar_header), stamp)
