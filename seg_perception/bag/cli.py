@@ -60,6 +60,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     replay.add_argument("--no-occlusion", action="store_true")
     replay.add_argument("--no-lidar-segmentation", action="store_true")
+    replay.add_argument(
+        "--lidar-only", action="store_true",
+        help="ignore cameras: clouds in, segmented_points out (a bag without cameras is "
+        "replayed this way anyway)",
+    )  # fmt: skip
     replay.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
     replay.add_argument("--pictures", default="", help="folder for overlay pictures of each frame")
     from seg_perception.cli import _add_engine_options
@@ -133,17 +138,18 @@ def _replay(args: argparse.Namespace) -> int:
         tolerance_s=args.tolerance,
         storage=args.storage,
         pictures=args.pictures,
+        lidar_only=args.lidar_only,
     )
     # Check the bag and its topics before loading a model: bad input fails fast.
     from seg_perception.bag.io import open_bag, topic_types
     from seg_perception.bag.replay import find_topics
 
     with open_bag(args.bag) as reader:
-        find_topics(topic_types(reader), config)
+        _, cameras = find_topics(topic_types(reader), config)
     if Path(args.out).exists():
         raise BagError(f"output bag {args.out} exists already: remove it or pick another")
     engine = None
-    if not cameras or not all(c.labels_topic for c in cameras):
+    if cameras and not all(c.labels_topic for c in cameras):
         model, note = (args.model, "") if args.model else find_default_model()
         if not model:
             raise BagError(f"images must be segmented but {note}")

@@ -53,7 +53,12 @@ from seg_perception.ros.image_conversions import (
     image_to_array,
     image_to_rgb8,
 )
-from seg_perception.ros.pointcloud2 import append_fields, cloud_xyz, pointcloud2_to_array
+from seg_perception.ros.pointcloud2 import (
+    append_fields,
+    cloud_xyz,
+    pointcloud2_to_array,
+    without_fields,
+)
 
 CONFIG_KEY = "seg_perception.replay_config"
 IMAGE, INFO, CLOUD = (
@@ -99,6 +104,10 @@ class ReplayConfig:
     write_label_images: bool = True
     #: Folder for an overlay picture (labeled points over the camera image) per frame.
     pictures: str = ""
+    #: Ignore cameras: clouds in, ``<prefix>/segmented_points`` out (the LiDAR segmenter's
+    #: lidar_class and cluster appended, every input field and the layout kept). A bag
+    #: without cameras is replayed this way anyway.
+    lidar_only: bool = False
 
     def describe(self, engine_description: str) -> str:
         """The settings that decide the output, as JSON (stored in the output bag)."""
@@ -119,6 +128,8 @@ class ReplaySummary:
     timings_ms: Counter = field(default_factory=Counter)
     wall_s: float = 0.0
     output: str = ""
+    #: No camera was used: clouds were only LiDAR-segmented.
+    lidar_only: bool = False
 
     @property
     def accounted(self) -> bool:
@@ -127,7 +138,8 @@ class ReplaySummary:
         )
 
     def format(self) -> str:
-        lines = [
+        lines = ["LiDAR-only replay: no camera (segmented_points)"] if self.lidar_only else []
+        lines += [
             f"clouds read {self.clouds_read}, processed {self.clouds_processed}, "
             f"dropped {sum(n for r, n in self.dropped.items() if r.startswith('cloud'))}",
             "images read: " + ", ".join(f"{k} {v}" for k, v in sorted(self.images_read.items())),
@@ -171,14 +183,10 @@ def find_topics(types: dict[str, str], config: ReplayConfig) -> tuple[str, list[
                 f"give --cloud-topic: the bag has {len(clouds)} PointCloud2 topics ({listing})"
             )
         cloud = clouds[0]
-    cameras = list(config.cameras)
-    if not cameras:
+    cameras = [] if config.lidar_only else list(config.cameras)
+    if not cameras and not config.lidar_only:
         cameras = _found_cameras(types, config)
-        if not cameras:
-            raise BagError(
-                f"no Image or CompressedImage topic with a CameraInfo beside it; the bag has: "
-                f"{listing}"
-            )
+        # No camera at all: a LiDAR-only robot. The summary says so (lidar_only then).
     for camera in cameras:
         image_type = COMPRESSED if camera.transport == "compressed" else IMAGE
         wanted = [(camera.data_topic, IMAGE if camera.labels_topic else image_type)]
@@ -223,6 +231,8 @@ def read_transforms(reader: Any) -> TransformTree:
     """Every transform in the bag's /tf_static and /tf (latest value per frame pair)."""
     tree = TransformTree()
     connections = [c for c in reader.connections if c.msgtype == TF]
+    if not connections:  # rosbags reads *every* message for an empty list
+        return tree
     for connection, _, raw in reader.messages(connections=connections):
         for transform in reader.deserialize(raw, connection.msgtype).transforms:
             tree.add_transform_stamped(transform)
@@ -295,7 +305,8 @@ class Replayer:
             )
             writer.write(f"{self.config.output_prefix}/class_map", message, start, latched=True)
         tf = [c for c in reader.connections if c.topic == "/tf_static"]
-        for connection, timestamp, raw in reader.messages(connections=tf):
+        # (an empty list would make rosbags read every message of the bag)
+        for connection, timestamp, raw in reader.messages(connections=tf) if tf else ():
             writer.write(
                 "/tf_static", reader.deserialize(raw, connection.msgtype), timestamp, latched=True
             )
@@ -304,6 +315,10 @@ class Replayer:
         self, reader: Any, writer: BagWriter, cloud_topic: str, cameras: list[CameraTopics],
         tree: TransformTree | None, extrinsics: dict[str, np.ndarray] | None, progress: bool,
     ) -> None:  # fmt: skip
+        if not cameras:
+            self.summary.lidar_only = True
+            self._replay_lidar_only(reader, writer, cloud_topic)
+            return
         matcher = StampMatcher([c.sync() for c in cameras], max_pending=self.config.max_pending)
         index_of_image = {c.data_topic: i for i, c in enumerate(cameras)}
         camera_of_info = {c.info_topic: c for c in cameras}
@@ -340,6 +355,34 @@ class Replayer:
             print(file=sys.stderr)
         for reason, count in matcher.stats.dropped.items():
             self.summary.dropped[reason] += count
+
+    def _replay_lidar_only(self, reader: Any, writer: BagWriter, cloud_topic: str) -> None:
+        """Every cloud through the LiDAR segmenter into ``<prefix>/segmented_points``."""
+        segmenter = self.pipeline.cloud_segmenter
+        if segmenter is None:
+            raise BagError("a LiDAR-only replay needs the LiDAR segmenter (drop --no-lidar-...)")
+        topic = f"{self.config.output_prefix}/segmented_points"
+        connections = [c for c in reader.connections if c.topic == cloud_topic]
+        timings = self.summary.timings_ms
+        for connection, timestamp, raw in reader.messages(connections=connections):
+            message = reader.deserialize(raw, connection.msgtype)
+            self.summary.clouds_read += 1
+            try:
+                cloud = pointcloud2_to_array(message)
+                start = time.perf_counter()
+                segmentation = segmenter.segment(cloud_xyz(cloud))
+                timings["segment_cloud"] += (time.perf_counter() - start) * 1e3
+            except ValueError as error:
+                self.summary.dropped[f"cloud: malformed PointCloud2 ({error})"] += 1
+                continue
+            fields = {"lidar_class": segmentation.lidar_class.astype(np.uint8, copy=False)}
+            if segmentation.cluster_id is not None:
+                fields["cluster"] = segmentation.cluster_id.astype(np.int32, copy=False)
+            start = time.perf_counter()
+            output = append_fields(without_fields(cloud, fields), fields)
+            writer.write(topic, bagmsg.pointcloud2(self.store, output, message.header), timestamp)
+            timings["write"] += (time.perf_counter() - start) * 1e3
+            self.summary.clouds_processed += 1
 
     @staticmethod
     def _camera_model(message: Any, projection: str) -> tuple[CameraModel | None, str, str]:
