@@ -23,6 +23,7 @@ setup(
         "opencv-python-headless>=4.8",
         "PyYAML>=6.0",
         "scipy>=1.10",
+        "pypcd4>=1.5",
     ],
     extras_require={
         "bag": ["rosbags>=0.10"],

@@ -25,7 +25,7 @@ from seg_perception.core.labels import LabelSet
 from seg_perception.core.pipeline import CameraInput, Frame, FrameResult, Pipeline
 from seg_perception.core.transforms import transform_points
 from seg_perception.engines.base import SegmentationEngine
-from seg_perception.pcd_io import write_pcd
+from seg_perception.lidar.cloud_files import write_pcd
 from seg_perception.ros.pointcloud2 import append_fields
 from seg_perception.sample import Scene, generate_scene
 from seg_perception.visualize import birds_eye, blend_mask, overlay_points

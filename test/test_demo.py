@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 
 from seg_perception.cli import main
-from seg_perception.pcd_io import read_pcd, write_pcd
+from seg_perception.lidar.cloud_files import read_pcd
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,18 +63,3 @@ def test_demo_reports_bad_output_folder_without_traceback(tmp_path):
     assert completed.returncode == 2
     assert "seg-perception demo: error:" in completed.stderr
     assert "Traceback" not in completed.stderr
-
-
-def test_pcd_round_trip_with_counts(tmp_path):
-    import numpy as np
-
-    cloud = np.zeros(5, dtype=[("x", "<f4"), ("label", "u1"), ("n", "<f8", (3,)), ("i", "<i2")])
-    cloud["x"] = np.arange(5)
-    cloud["label"] = [1, 2, 3, 255, 0]
-    cloud["n"] = np.arange(15).reshape(5, 3)
-    cloud["i"] = -7
-    back = read_pcd(write_pcd(tmp_path / "c.pcd", cloud))
-    for name in cloud.dtype.names:
-        np.testing.assert_array_equal(back[name], cloud[name])
-    header = (tmp_path / "c.pcd").read_bytes().split(b"DATA binary\n")[0].decode()
-    assert "FIELDS x label n i" in header and "COUNT 1 1 3 1" in header

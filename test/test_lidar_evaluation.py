@@ -10,6 +10,7 @@ import pytest
 from conftest import data_path
 
 from seg_perception.lidar.cli import add_parsers
+from seg_perception.lidar.cloud_files import read_pcd
 from seg_perception.lidar.evaluation import (
     GroundScore,
     LinefitGround,
@@ -23,7 +24,6 @@ from seg_perception.lidar.evaluation import (
     semantickitti_ground_truth,
     total_scores,
 )
-from seg_perception.pcd_io import read_pcd
 from seg_perception.sample import generate_scene
 
 
@@ -108,7 +108,7 @@ def test_eval_ground_command_on_generated_scans(tmp_path, capsys):
     assert _run(["eval-ground", "--data", str(root), "--linefit", "no", "--min-f1", "0.999"]) == 1
     assert "below target" in capsys.readouterr().out
     args = ["eval-ground", "--data", str(root), "--linefit", "no", "--scans", "000001"]
-    assert _run([*args, "--ground-param", "distance_threshold=0.3"]) == 0
+    assert _run([*args, "--distance-threshold", "0.3", "--fill-radius", "3"]) == 0
     assert len([ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("000")]) == 1
 
 
@@ -118,14 +118,14 @@ def test_eval_ground_command_rejects_bad_input(tmp_path):
         _run(["eval-ground", "--data", str(tmp_path / "missing")])
     with pytest.raises(OSError, match="999999 not found"):
         _run(["eval-ground", "--data", str(root), "--scans", "999999"])
-    with pytest.raises(ValueError, match="NAME=VALUE"):
-        _run(["eval-ground", "--data", str(root), "--ground-param", "slope=3"])
-    with pytest.raises(ValueError, match="not a number"):
-        _run(["eval-ground", "--data", str(root), "--ground-param", "cell_size=big"])
+    with pytest.raises(SystemExit):  # argparse: exit 2 with "unrecognized arguments"
+        _run(["eval-ground", "--data", str(root), "--slope", "3"])
+    with pytest.raises(SystemExit):  # argparse: "invalid float value"
+        _run(["eval-ground", "--data", str(root), "--cell-size", "big"])
     with pytest.raises(ValueError, match=r"\[0, 90\)"):
-        _run(["eval-ground", "--data", str(root), "--ground-param", "max_slope_deg=120"])
+        _run(["eval-ground", "--data", str(root), "--max-slope-deg", "120"])
     with pytest.raises(ValueError, match="must be > 0"):
-        _run(["eval-ground", "--data", str(root), "--ground-param", "cell_size=-1"])
+        _run(["eval-ground", "--data", str(root), "--cell-size", "-1"])
 
 
 def test_segment_cloud_command_writes_a_labeled_cloud(tmp_path, capsys):
@@ -155,6 +155,8 @@ def test_segment_cloud_command_writes_a_labeled_cloud(tmp_path, capsys):
         _run(["segment-cloud", str(scan), "--cluster-tolerance", "0"])
     with pytest.raises(ValueError, match=r"use a \.pcd or \.npy"):
         _run(["segment-cloud", str(scan), "--output", str(tmp_path / "out.ply")])
+    with pytest.raises(ValueError, match="--sensor-height: ground options do not apply"):
+        _run(["segment-cloud", str(scan), "--model", "m.onnx", "--sensor-height", "2"])
 
 
 def test_linefit_runs_quietly_on_the_same_points(capfd):

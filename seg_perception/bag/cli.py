@@ -68,8 +68,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     replay.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
     replay.add_argument("--pictures", default="", help="folder for overlay pictures of each frame")
     from seg_perception.cli import _add_engine_options
+    from seg_perception.lidar.options import add_segmenter_options
 
     _add_engine_options(replay)
+    add_segmenter_options(replay)  # the nodes' ground.* / cluster.* settings, as flags
     replay.set_defaults(func=_replay)
 
     regress = commands.add_parser(
@@ -126,7 +128,7 @@ def _replay(args: argparse.Namespace) -> int:
     from seg_perception.cli import _engine_config
     from seg_perception.core.fusion import FusionConfig
     from seg_perception.engines.factory import create_engine, find_default_model
-    from seg_perception.lidar.segmenter import GeometricCloudSegmenter
+    from seg_perception.lidar.options import segmenter_from_args
 
     cameras = _cameras(args.camera, args.rig, args.tolerance)
     config = ReplayConfig(
@@ -154,7 +156,7 @@ def _replay(args: argparse.Namespace) -> int:
         if not model:
             raise BagError(f"images must be segmented but {note}")
         engine = create_engine(_engine_config(args, model))
-    segmenter = GeometricCloudSegmenter() if config.segment_cloud else None
+    segmenter = segmenter_from_args(args) if config.segment_cloud else None
     try:
         summary = replay(args.bag, args.out, config, engine, segmenter, progress=True)
     except ReplayModelError as error:

@@ -7,12 +7,27 @@ and raise ``ValueError`` / ``OSError`` with a clear message on bad input.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import time
 from pathlib import Path
 
 import numpy as np
+
+from seg_perception.lidar.cloud_files import (
+    PCD_ENCODINGS,
+    WRITE_SUFFIXES,
+    read_cloud,
+    structured_cloud,
+    write_cloud,
+)
+from seg_perception.lidar.options import (
+    add_ground_options,
+    add_segmenter_options,
+    cluster_params_from_args,
+    ground_options_given,
+    ground_params_from_args,
+    segmenter_from_args,
+)
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
@@ -56,60 +71,39 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     segment = subparsers.add_parser(
         "segment-cloud",
         help="label one cloud file ground/obstacle/unknown with obstacle clusters",
-        description="Read a cloud (.bin KITTI float32 x, y, z, intensity; .pcd; .npy), "
-        "segment it and print a summary; with --output write it with its own fields plus "
-        "lidar_class (uint8: 0 unknown, 1 ground, 2 obstacle) and cluster (int32, -1 none).",
+        description="Read a cloud (.pcd: ascii, binary or binary_compressed; .bin: KITTI "
+        "float32 x, y, z, intensity; .npy), segment it and print a summary; with --output "
+        "write it with all its own fields and its organized (H, W) layout plus lidar_class "
+        "(uint8: 0 unknown, 1 ground, 2 obstacle) and cluster (int32, -1 none). The ground "
+        "and clustering options are the nodes' ground.* / cluster.* parameters.",
     )
-    segment.add_argument("cloud", help="the input cloud file")
+    segment.add_argument("cloud", help="the input cloud file (.pcd, .bin or .npy)")
     segment.add_argument("--output", help="write the labeled cloud (.pcd or .npy)")
-    _add_ground_options(segment)
-    segment.add_argument("--no-clusters", action="store_true", help="skip clustering")
-    segment.add_argument("--cluster-tolerance", type=float, default=None, metavar="M")
-    segment.add_argument("--voxel-size", type=float, default=None, metavar="M")
-    segment.add_argument("--min-cluster-size", type=int, default=None, metavar="POINTS")
-    segment.add_argument("--max-cluster-size", type=int, default=None, metavar="POINTS")
     segment.add_argument(
+        "--pcd-encoding",
+        choices=PCD_ENCODINGS,
+        default="binary",
+        help="DATA encoding of a .pcd --output (default: %(default)s)",
+    )
+    add_segmenter_options(segment)
+    model = segment.add_argument_group("learned range-image segmenter (instead of the ground)")
+    model.add_argument(
         "--model", help="an ONNX range-image model instead of the geometric segmenter"
     )
-    segment.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), default=None)
-    segment.add_argument("--fov-up", type=float, default=None, metavar="DEG")
-    segment.add_argument("--fov-down", type=float, default=None, metavar="DEG")
+    model.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), default=None)
+    model.add_argument("--fov-up", type=float, default=None, metavar="DEG")
+    model.add_argument("--fov-down", type=float, default=None, metavar="DEG")
     segment.set_defaults(func=segment_cloud_command)
 
 
 def _add_ground_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--sensor-height", type=float, default=None, metavar="M", help="LiDAR height above ground"
-    )
-    parser.add_argument(
-        "--ground-param",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="set any GroundParams field, e.g. max_slope_deg=15 (repeatable)",
-    )
+    """Every GroundParams flag (``eval-ground``; ``eval points`` imports it too)."""
+    add_ground_options(parser)
 
 
 def ground_params(args: argparse.Namespace):
-    """GroundParams from ``--sensor-height`` and ``--ground-param NAME=VALUE`` options."""
-    from seg_perception.lidar.ground import GroundParams
-
-    names = {f.name: f for f in dataclasses.fields(GroundParams)}
-    values: dict[str, float | int] = {}
-    for item in args.ground_param:
-        name, sep, text = item.partition("=")
-        name = name.strip()
-        if not sep or name not in names:
-            raise ValueError(
-                f"--ground-param wants NAME=VALUE with NAME one of {', '.join(names)}; got {item!r}"
-            )
-        try:
-            values[name] = int(text) if name == "fill_radius" else float(text)
-        except ValueError:
-            raise ValueError(f"--ground-param {name}: {text!r} is not a number") from None
-    if args.sensor_height is not None:
-        values["sensor_height"] = args.sensor_height
-    return GroundParams(**values)
+    """The GroundParams of :func:`_add_ground_options`' flags."""
+    return ground_params_from_args(args)
 
 
 def _default_data() -> Path:
@@ -152,67 +146,36 @@ def eval_ground_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_cloud(path: str | Path) -> np.ndarray:
-    """A cloud file as a numpy array: ``.bin`` (KITTI float32 x, y, z, intensity) becomes a
-    structured array with those fields; ``.pcd`` and ``.npy`` keep their own layout."""
-    from seg_perception.lidar.evaluation import read_scan
-    from seg_perception.pcd_io import read_pcd
-
-    path = Path(path)
-    if not path.is_file():
-        raise OSError(f"cloud file {path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix == ".bin":
-        scan = read_scan(path)
-        cloud = np.empty(len(scan), dtype=[(n, "<f4") for n in ("x", "y", "z", "intensity")])
-        for column, name in enumerate(cloud.dtype.names):
-            cloud[name] = scan[:, column]
-        return cloud
-    if suffix == ".pcd":
-        return read_pcd(path)
-    if suffix == ".npy":
-        return np.load(path, allow_pickle=False)
-    raise ValueError(f"{path}: unsupported cloud format {suffix!r} (use .bin, .pcd or .npy)")
-
-
-def _cluster_params(args: argparse.Namespace):
-    from seg_perception.lidar.clustering import ClusterParams
-
-    if args.no_clusters:
-        return None
-    values = {
-        "tolerance": args.cluster_tolerance,
-        "voxel_size": args.voxel_size,
-        "min_cluster_size": args.min_cluster_size,
-        "max_cluster_size": args.max_cluster_size,
-    }
-    return ClusterParams(**{k: v for k, v in values.items() if v is not None})
-
-
 def _segmenter(args: argparse.Namespace):
-    clustering = _cluster_params(args)
-    if args.model:
-        from seg_perception.lidar.range_image import RangeModelConfig, RangeProjection
+    if not args.model:
+        return segmenter_from_args(args)
+    given = ground_options_given(args)
+    if given:
+        raise ValueError(f"{', '.join(given)}: ground options do not apply to --model")
+    from seg_perception.lidar.range_image import (
+        RangeImageSegmenter,
+        RangeModelConfig,
+        RangeProjection,
+    )
 
-        default = RangeProjection()
-        height, width = args.image_size or (default.height, default.width)
-        projection = RangeProjection(
-            height=height,
-            width=width,
-            fov_up_deg=default.fov_up_deg if args.fov_up is None else args.fov_up,
-            fov_down_deg=default.fov_down_deg if args.fov_down is None else args.fov_down,
-        )
-        from seg_perception.lidar.range_image import RangeImageSegmenter
-
-        return RangeImageSegmenter(RangeModelConfig(args.model, projection), clustering)
-    from seg_perception.lidar.segmenter import GeometricCloudSegmenter
-
-    return GeometricCloudSegmenter(ground_params(args), clustering)
+    default = RangeProjection()
+    height, width = args.image_size or (default.height, default.width)
+    projection = RangeProjection(
+        height=height,
+        width=width,
+        fov_up_deg=default.fov_up_deg if args.fov_up is None else args.fov_up,
+        fov_down_deg=default.fov_down_deg if args.fov_down is None else args.fov_down,
+    )
+    return RangeImageSegmenter(
+        RangeModelConfig(args.model, projection), cluster_params_from_args(args)
+    )
 
 
 def segment_cloud_command(args: argparse.Namespace) -> int:
     from seg_perception.lidar.classes import LIDAR_CLASS_NAMES
 
+    if args.output and Path(args.output).suffix.lower() not in WRITE_SUFFIXES:
+        raise ValueError(f"--output {args.output}: use a .pcd or .npy file")
     cloud = read_cloud(args.cloud)
     segmenter = _segmenter(args)
     start = time.perf_counter()
@@ -229,35 +192,20 @@ def segment_cloud_command(args: argparse.Namespace) -> int:
             + (f", largest {', '.join(map(str, sizes[:5]))}" if len(sizes) else "")
         )
     if args.output:
-        _write_labeled(Path(args.output), cloud, result)
+        _write_labeled(Path(args.output), cloud, result, args.pcd_encoding)
         print(f"wrote {args.output}")
     return 0
 
 
-def _write_labeled(path: Path, cloud: np.ndarray, result) -> None:
-    from seg_perception.pcd_io import write_pcd
+def _write_labeled(path: Path, cloud: np.ndarray, result, encoding: str) -> None:
     from seg_perception.ros.pointcloud2 import append_fields
 
     fields = {"lidar_class": result.lidar_class}
     if result.cluster_id is not None:
         fields["cluster"] = result.cluster_id
-    if cloud.dtype.names is None:  # a plain (N, >=3) .npy array
-        plain = np.asarray(cloud, dtype=np.float32).reshape(len(cloud), -1)
-        names = ["x", "y", "z", "intensity"][: plain.shape[1]]
-        names += [f"c{i}" for i in range(len(names), plain.shape[1])]
-        structured = np.empty(len(plain), dtype=[(n, "<f4") for n in names])
-        for column, name in enumerate(names):
-            structured[name] = plain[:, column]
-        cloud = structured
+    cloud = structured_cloud(cloud)  # a plain (N, >=3) .npy array gets x, y, z(, i) fields
     # An already labeled cloud: replace our fields (a stale cluster too), never duplicate.
     kept = [name for name in cloud.dtype.names if name not in ("lidar_class", "cluster")]
     if len(kept) < len(cloud.dtype.names):
         cloud = cloud[kept]
-    labeled = append_fields(cloud, fields)
-    suffix = path.suffix.lower()
-    if suffix == ".pcd":
-        write_pcd(path, labeled)
-    elif suffix == ".npy":
-        np.save(path, labeled, allow_pickle=False)
-    else:
-        raise ValueError(f"--output {path}: use a .pcd or .npy file")
+    write_cloud(path, append_fields(cloud, fields), encoding)  # organized stays (H, W)

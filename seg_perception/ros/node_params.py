@@ -9,15 +9,17 @@ dataclasses, with the field docstrings as descriptions, so the two never drift a
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
-from seg_perception.core.fields import field_docs
 from seg_perception.core.fusion import FusionConfig
 from seg_perception.engines.config import EngineConfig
 from seg_perception.engines.options import RANGES, config_from_params, engine_options, ros_value
-from seg_perception.lidar.clustering import ClusterParams
-from seg_perception.lidar.ground import GroundParams
+from seg_perception.lidar.options import (
+    CLUSTERING_HELP,
+    CLUSTERING_PARAM,
+    segmenter_from_params,
+    segmenter_options,
+)
 from seg_perception.lidar.segmenter import GeometricCloudSegmenter
 from seg_perception.ros.params import Param
 
@@ -47,21 +49,12 @@ FUSION_PARAMS = (
 )  # fmt: skip
 
 
-def _dataclass_params(prefix: str, cls: type, overrides: dict[str, Any] | None = None) -> tuple:
-    docs = field_docs(cls)
-    params = []
-    for item in dataclasses.fields(cls):
-        default = (overrides or {}).get(item.name, item.default)
-        if default is None:  # ROS parameters cannot be None: 0 means "no limit"
-            default = 0
-        params.append(Param(f"{prefix}.{item.name}", default, docs.get(item.name, item.name)))
-    return tuple(params)
-
-
-GROUND_PARAMS = _dataclass_params("ground", GroundParams)
+#: ``ground.*`` and ``cluster.*``: one parameter per GroundParams / ClusterParams field,
+#: declared once in lidar/options.py (which also makes segment-cloud's and replay's flags).
+GROUND_PARAMS = tuple(Param(o.param, o.ros_default, o.help) for o in segmenter_options("ground"))
 CLUSTER_PARAMS = (
-    Param("cluster.enabled", True, "Cluster obstacle points."),
-    *_dataclass_params("cluster", ClusterParams),
+    Param(CLUSTERING_PARAM, True, CLUSTERING_HELP),
+    *(Param(o.param, o.ros_default, o.help) for o in segmenter_options("cluster")),
 )
 
 
@@ -89,11 +82,7 @@ def fusion_config(values: dict[str, Any]) -> FusionConfig:
 
 
 def cloud_segmenter(values: dict[str, Any]) -> GeometricCloudSegmenter:
-    ground = GroundParams(**_section(values, "ground"))
-    cluster = _section(values, "cluster")
-    enabled = cluster.pop("enabled")
-    if cluster.get("max_cluster_size") == 0:
-        cluster["max_cluster_size"] = None
-    segmenter = GeometricCloudSegmenter(ground, ClusterParams(**cluster) if enabled else None)
+    """The LiDAR segmenter of a node's ``ground.*`` / ``cluster.*`` parameters, warmed up."""
+    segmenter = segmenter_from_params(values)
     segmenter.warm_up()  # a node's first clouds must not pay the first call's set-up
     return segmenter
