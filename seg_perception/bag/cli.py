@@ -55,6 +55,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     replay.add_argument("--calibration", default="", help="extrinsics YAML (default: the bag's TF)")
     replay.add_argument(
+        "--fixed-frame", default="",
+        help="motion compensation: each camera sees the sweep where the vehicle was at its "
+        "own stamp, from the bag's /tf through this frame (e.g. odom)",
+    )  # fmt: skip
+    replay.add_argument(
         "--tolerance", type=float, default=0.05,
         help="match window (s) of --camera and found cameras (a rig file gives its own)",
     )  # fmt: skip
@@ -141,6 +146,7 @@ def _replay(args: argparse.Namespace) -> int:
         storage=args.storage,
         pictures=args.pictures,
         lidar_only=args.lidar_only,
+        fixed_frame=args.fixed_frame,
     )
     # Check the bag and its topics before loading a model: bad input fails fast.
     from seg_perception.bag.io import open_bag, topic_types

@@ -38,12 +38,12 @@ from seg_perception.core.camera_model import CameraModel
 from seg_perception.core.fusion import FusionConfig
 from seg_perception.core.labeled_cloud import labeled_fields, rgb_cloud
 from seg_perception.core.labels import LabelSet
+from seg_perception.core.motion import TransformHistory, describe_motion, motion_delta
 from seg_perception.core.pipeline import CameraInput, Frame, Pipeline
 from seg_perception.core.rig import CameraRecord
 from seg_perception.core.sync import StampMatcher
 from seg_perception.core.transforms import (
     TransformError,
-    TransformTree,
     invert_transform,
     transform_from_translation_quaternion,
 )
@@ -104,6 +104,9 @@ class ReplayConfig:
     write_label_images: bool = True
     #: Folder for an overlay picture (labeled points over the camera image) per frame.
     pictures: str = ""
+    #: A fixed frame (odom, map): each camera sees the sweep moved from the cloud's stamp
+    #: to its own with the bag's /tf (motion compensation); "": no compensation.
+    fixed_frame: str = ""
     #: Ignore cameras: clouds in, ``<prefix>/segmented_points`` out (the LiDAR segmenter's
     #: lidar_class and cluster appended, every input field and the layout kept). A bag
     #: without cameras is replayed this way anyway.
@@ -160,7 +163,11 @@ class ReplaySummary:
 
 
 def _stamp(message: Any) -> int:
-    return int(message.header.stamp.sec) * 1_000_000_000 + int(message.header.stamp.nanosec)
+    return _stamp_of(message.header)
+
+
+def _stamp_of(header: Any) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 def _format_stamp(header: Any) -> str:
@@ -227,16 +234,21 @@ def _found_cameras(types: dict[str, str], config: ReplayConfig) -> list[CameraRe
     return cameras
 
 
-def read_transforms(reader: Any) -> TransformTree:
-    """Every transform in the bag's /tf_static and /tf (latest value per frame pair)."""
-    tree = TransformTree()
+def read_transforms(reader: Any) -> TransformHistory:
+    """The bag's transforms: ``/tf_static`` for good, ``/tf`` as time series (by stamp).
+
+    Looked up at a time, as the live node's tf2 buffer does (a moving frame is no longer
+    folded into one static tree where the last value wins).
+    """
+    history = TransformHistory()
     connections = [c for c in reader.connections if c.msgtype == TF]
     if not connections:  # rosbags reads *every* message for an empty list
-        return tree
+        return history
     for connection, _, raw in reader.messages(connections=connections):
+        static = connection.topic == "/tf_static"
         for transform in reader.deserialize(raw, connection.msgtype).transforms:
-            tree.add_transform_stamped(transform)
-    return tree
+            history.add_transform_stamped(transform, static=static)
+    return history
 
 
 def calibration_from_file(path: str) -> dict[str, np.ndarray]:
@@ -274,7 +286,13 @@ class Replayer:
             extrinsics = (
                 calibration_from_file(self.config.calibration) if self.config.calibration else None
             )
-            tree = read_transforms(reader) if extrinsics is None else None
+            needs_tf = extrinsics is None or bool(self.config.fixed_frame)
+            tree = read_transforms(reader) if needs_tf else None
+            if self.config.fixed_frame and not (tree and tree.dynamic):
+                raise BagError(
+                    f"fixed frame '{self.config.fixed_frame}' given but the bag has no /tf: "
+                    "motion compensation needs the LiDAR's pose over time"
+                )
             # The output appears only when the whole bag went through (see new_bag).
             with new_bag(output, self.store, self.config.storage) as writer:
                 try:
@@ -313,7 +331,7 @@ class Replayer:
 
     def _replay(
         self, reader: Any, writer: BagWriter, cloud_topic: str, cameras: list[CameraTopics],
-        tree: TransformTree | None, extrinsics: dict[str, np.ndarray] | None, progress: bool,
+        tree: TransformHistory | None, extrinsics: dict[str, np.ndarray] | None, progress: bool,
     ) -> None:  # fmt: skip
         if not cameras:
             self.summary.lidar_only = True
@@ -393,7 +411,7 @@ class Replayer:
             return None, message.header.frame_id, f"bad CameraInfo: {error}"
 
     def _process(
-        self, frame: Any, cameras: list[CameraTopics], models: dict, tree: TransformTree | None,
+        self, frame: Any, cameras: list[CameraTopics], models: dict, tree: TransformHistory | None,
         extrinsics: dict[str, np.ndarray] | None, writer: BagWriter,
     ) -> None:  # fmt: skip
         timings = self.summary.timings_ms
@@ -404,7 +422,7 @@ class Replayer:
         except ValueError as error:
             self.summary.dropped[f"cloud: malformed PointCloud2 ({error})"] += 1
             return
-        inputs, warnings, headers, used = [], [], [], []
+        inputs, warnings, headers, used, motions = [], [], [], [], []
         for index, (camera, match) in enumerate(zip(cameras, frame.cameras, strict=True)):
             if match is None:
                 warnings.append(f"camera '{camera.name}': no image within its time window")
@@ -413,10 +431,16 @@ class Replayer:
                 camera_input = self._camera_input(
                     camera, match.item, cloud_msg, models, tree, extrinsics
                 )
+                motion = (0.0, 0.0)
+                if self.config.fixed_frame:
+                    camera_input, motion = self._compensate(
+                        camera_input, camera, match.item.header, cloud_msg.header, tree
+                    )
                 # The point's `camera` field: the index in the configured list, as live.
                 inputs.append(replace(camera_input, index=index))
                 headers.append(match.item.header)
                 used.append(camera)
+                motions.append(motion)
             except (BagError, TransformError, ValueError) as error:
                 warnings.append(f"camera '{camera.name}': {error}")
         for warning in warnings:
@@ -439,8 +463,9 @@ class Replayer:
             timings[stage] += ms
         start = time.perf_counter()
         self._write(
-            writer, log_time, cloud_msg, cloud, result, inputs, headers, warnings, len(cameras)
-        )
+            writer, log_time, cloud_msg, cloud, result, inputs, headers, warnings, len(cameras),
+            motions,
+        )  # fmt: skip
         timings["write"] += (time.perf_counter() - start) * 1e3
         if self.config.pictures:
             start = time.perf_counter()
@@ -479,9 +504,24 @@ class Replayer:
             labels_description=description,
         )  # fmt: skip
 
+    def _compensate(
+        self, camera_input: CameraInput, camera: CameraRecord, image_header: Any,
+        cloud_header: Any, tree: TransformHistory,
+    ) -> tuple[CameraInput, tuple[float, float]]:  # fmt: skip
+        """Move the sweep to where the vehicle was when this camera exposed (module
+        ``core/motion.py``): LiDAR pose in the fixed frame at the cloud's and the image's
+        stamp (+ the camera's time offset, which puts its stamps on the LiDAR's clock)."""
+        cloud_ns = _stamp_of(cloud_header)
+        image_ns = _stamp_of(image_header) + round(camera.time_offset * 1e9)
+        delta = motion_delta(
+            tree, self.config.fixed_frame, cloud_header.frame_id, cloud_ns, image_ns
+        )
+        compensated = replace(camera_input, T_cam_from_lidar=camera_input.T_cam_from_lidar @ delta)
+        return compensated, describe_motion(delta)
+
     def _camera_input(
         self, camera: CameraTopics, image_msg: Any, cloud_msg: Any, models: dict,
-        tree: TransformTree | None, extrinsics: dict[str, np.ndarray] | None,
+        tree: TransformHistory | None, extrinsics: dict[str, np.ndarray] | None,
     ) -> CameraInput:  # fmt: skip
         model, frame_id, error = models.get(camera.name, (None, "", "no CameraInfo yet"))
         if model is None:
@@ -492,10 +532,11 @@ class Replayer:
             if camera.name not in extrinsics:
                 raise BagError(f"no extrinsics for it in {self.config.calibration}")
             transform = extrinsics[camera.name]
-        else:
+        else:  # TF at the cloud's stamp (the chain camera <- LiDAR is usually static)
             transform = tree.lookup(
-                frame_id or image_msg.header.frame_id, cloud_msg.header.frame_id
-            )
+                frame_id or image_msg.header.frame_id, cloud_msg.header.frame_id,
+                _stamp(cloud_msg),
+            )  # fmt: skip
         if camera.labels_topic:
             labels = image_to_array(image_msg)
             if labels.ndim != 2:
@@ -521,6 +562,7 @@ class Replayer:
     def _write(
         self, writer: BagWriter, log_time: int, cloud_msg: Any, cloud: np.ndarray, result: Any,
         inputs: list[CameraInput], headers: list[Any], warnings: list[str], expected: int,
+        motions: list[tuple[float, float]],
     ) -> None:  # fmt: skip
         prefix, store = self.config.output_prefix, self.store
         header = cloud_msg.header
@@ -543,6 +585,7 @@ class Replayer:
             status = bagmsg.fusion_status(
                 store, result, header, cameras_expected=expected,
                 frame_ids=[c.frame_id for c in inputs], warnings=warnings,
+                camera_indices=[c.index for c in inputs], motions=motions,
             )  # fmt: skip
             writer.write(f"{prefix}/fusion_status", status, log_time)
 

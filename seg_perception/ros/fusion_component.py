@@ -414,7 +414,8 @@ class FusionComponent:
         if self.on_fused is not None:
             self.on_fused(fused, result)
         frame_ids = [f.input.frame_id for f in fused]
-        self._publish(cloud_msg, cloud, result, frame_ids, offsets, warnings)
+        indices = [f.camera.index for f in fused]
+        self._publish(cloud_msg, cloud, result, frame_ids, offsets, warnings, indices)
         for stage, ms in result.timings_ms.items():
             self.diagnostics.time(stage, ms)
         self.diagnostics.time("total", (time.perf_counter() - start) * 1e3)
@@ -484,7 +485,7 @@ class FusionComponent:
 
     def _publish(
         self, cloud_msg: PointCloud2, cloud: np.ndarray, result: FrameResult,
-        frame_ids: list[str], offsets: list[float], warnings: list[str],
+        frame_ids: list[str], offsets: list[float], warnings: list[str], indices: list[int],
     ) -> None:  # fmt: skip
         header = cloud_msg.header
         if self.node.wanted(self.cloud_pub):
@@ -502,7 +503,7 @@ class FusionComponent:
             colored = rgb_cloud(cloud_xyz(cloud), result.fusion.label, self.label_set)
             self.rgb_pub.publish(array_to_pointcloud2(colored, header))
         status = fusion_status_message(
-            result, header, len(self.cameras), frame_ids, offsets, warnings
+            result, header, len(self.cameras), frame_ids, offsets, warnings, indices
         )
         status.header = header
         self.status_pub.publish(status)

@@ -54,8 +54,15 @@ def fusion_status_fields(
     frame_ids: list[str] | None = None,
     time_offsets: list[float] | None = None,
     warnings: list[str] | None = None,
+    camera_indices: list[int] | None = None,
+    motions: list[tuple[float, float]] | None = None,
 ) -> dict[str, Any]:
-    """FusionStatus field values (cameras as dicts): one source for rclpy and bag builders."""
+    """FusionStatus field values (cameras as dicts): one source for rclpy and bag builders.
+
+    The lists are aligned with the cameras that took part (``result.fusion.cameras``):
+    ``camera_indices`` their index in the configured list, ``motions`` the (m, deg) of the
+    motion compensation applied to each.
+    """
     fusion = result.fusion
     cameras = [
         {
@@ -66,6 +73,9 @@ def fusion_status_fields(
             "points_occluded": stats.points_occluded,
             "points_labeled": stats.points_labeled,
             "points_won": stats.points_won,
+            "camera_index": int(camera_indices[index]) if camera_indices else index,
+            "motion_m": float(motions[index][0]) if motions else 0.0,
+            "motion_deg": float(motions[index][1]) if motions else 0.0,
         }
         for index, stats in enumerate(fusion.cameras)
     ]
@@ -90,10 +100,14 @@ def fusion_status_message(
     frame_ids: list[str] | None = None,
     time_offsets: list[float] | None = None,
     warnings: list[str] | None = None,
+    camera_indices: list[int] | None = None,
+    motions: list[tuple[float, float]] | None = None,
 ) -> Any:
     """``seg_perception/FusionStatus`` for one fused cloud (stamp = the cloud's)."""
     msg = _messages()
-    values = fusion_status_fields(result, cameras_expected, frame_ids, time_offsets, warnings)
+    values = fusion_status_fields(
+        result, cameras_expected, frame_ids, time_offsets, warnings, camera_indices, motions
+    )
     values["cameras"] = [msg.CameraFusionStats(**camera) for camera in values["cameras"]]
     message = msg.FusionStatus(**values)
     if header is not None:
