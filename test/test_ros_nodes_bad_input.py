@@ -490,6 +490,21 @@ STARTUP_CASES = {
         {"camera.front.extrinsics": [0, 0, 0, 0, 0, 0, 1]},
         ["camera.front.extrinsics"],
     ),
+    "fixed frame without TF": (
+        FUSION,
+        {"camera.front.extrinsics": OPTICAL_IN_LIDAR, "fixed_frame": "odom"},
+        ["fixed_frame 'odom' needs TF", "tf2_ros is not installed"],
+    ),
+    "unknown transport": (
+        FUSION,
+        {"camera.front.extrinsics": OPTICAL_IN_LIDAR, "camera.front.transport": "h264"},
+        ["camera.front.transport", "raw, compressed"],
+    ),
+    "unknown projection": (
+        FUSION,
+        {"camera.front.extrinsics": OPTICAL_IN_LIDAR, "camera.front.projection": "fisheye"},
+        ["camera.front.projection", "auto, raw, rectified"],
+    ),
 }  # fmt: skip
 
 

@@ -36,6 +36,7 @@ from sensor_msgs.msg import CameraInfo, PointCloud2
 
 from seg_perception.core.camera_model import CameraModel
 from seg_perception.core.labeled_cloud import labeled_fields, rgb_cloud
+from seg_perception.core.motion import describe_motion
 from seg_perception.core.pipeline import CameraInput, Frame, FrameResult, Pipeline, Segmentation
 from seg_perception.core.rig import CameraRecord, RigError, camera_fields
 from seg_perception.core.sync import CameraSync, MatchedFrame, StampMatcher
@@ -87,6 +88,9 @@ FUSION_COMPONENT_PARAMS = (
           "percentile + 0.2 s). A camera silent this long is not waited for. 0: never wait.",
           0.0, 60.0),
     Param("publish_rgb", True, "Publish labeled_points_rgb for RViz."),
+    Param("fixed_frame", "", "Motion compensation: a fixed frame (odom, map) through which "
+          "each camera sees the sweep moved from the cloud's stamp to its own (tf2 "
+          "lookup_transform_full); empty: off."),
 )  # fmt: skip
 
 
@@ -149,6 +153,8 @@ class FusedCamera:
     message: Any
     input: CameraInput
     segmentation: Segmentation
+    #: (m, deg) of the motion compensation applied (0, 0: none).
+    motion: tuple[float, float] = (0.0, 0.0)
 
 
 class FusionComponent:
@@ -233,14 +239,20 @@ class FusionComponent:
         )
 
     def _tf_buffer(self) -> Any:
-        if all(camera.extrinsics is not None for camera in self.cameras):
+        from_tf = [c.name for c in self.cameras if c.extrinsics is None]
+        fixed = self.params["fixed_frame"]
+        if not from_tf and not fixed:
             return None
         try:
             from tf2_ros import Buffer, TransformListener
         except ImportError:
+            if fixed:
+                raise StartupError(
+                    f"fixed_frame '{fixed}' needs TF (the LiDAR's pose over time), but tf2_ros "
+                    "is not installed: unset fixed_frame or run on a ROS installation"
+                ) from None
             raise StartupError(
-                "extrinsics for camera(s) "
-                f"{[c.name for c in self.cameras if c.extrinsics is None]} must come from TF, "
+                f"extrinsics for camera(s) {from_tf} must come from TF, "
                 "but tf2_ros is not installed: set camera.<name>.extrinsics instead"
             ) from None
         buffer = Buffer()
@@ -415,7 +427,8 @@ class FusionComponent:
             self.on_fused(fused, result)
         frame_ids = [f.input.frame_id for f in fused]
         indices = [f.camera.index for f in fused]
-        self._publish(cloud_msg, cloud, result, frame_ids, offsets, warnings, indices)
+        motions = [f.motion for f in fused]
+        self._publish(cloud_msg, cloud, result, frame_ids, offsets, warnings, indices, motions)
         for stage, ms in result.timings_ms.items():
             self.diagnostics.time(stage, ms)
         self.diagnostics.time("total", (time.perf_counter() - start) * 1e3)
@@ -452,6 +465,11 @@ class FusionComponent:
         transform = camera.extrinsics
         if transform is None:
             transform = self._lookup(frame_id, cloud_header)
+        motion = (0.0, 0.0)
+        if self.params["fixed_frame"]:
+            delta = self._motion(cloud_header, self.data.header(item.message), camera)
+            transform = transform @ delta
+            motion = describe_motion(delta)
         camera_input = CameraInput(
             name=camera.name, model=camera.model, T_cam_from_lidar=transform, frame_id=frame_id,
             labels_description=f"{camera.name}/{self.data.kind}", index=camera.index, **fields,
@@ -463,7 +481,7 @@ class FusionComponent:
             camera_input.confidence = segmentation.confidence
             camera_input.labels_description = source.description
         segmentation = Segmentation(camera_input.labels, camera_input.confidence)
-        return FusedCamera(camera, item.message, camera_input, segmentation)
+        return FusedCamera(camera, item.message, camera_input, segmentation, motion)
 
     def _lookup(self, camera_frame: str, cloud_header: Any) -> np.ndarray:
         from rclpy.duration import Duration
@@ -483,9 +501,33 @@ class FusionComponent:
         except TransformError as error:
             raise FrameDropError("bad transform", str(error)) from None
 
+    def _motion(self, cloud_header: Any, image_header: Any, camera: CameraState) -> np.ndarray:
+        """LiDAR frame at the cloud's stamp -> LiDAR frame at the camera's (stamp + its time
+        offset), through the fixed frame: tf2's lookup_transform_full (core/motion.py)."""
+        from rclpy.duration import Duration
+
+        lidar = cloud_header.frame_id
+        camera_time = Time.from_msg(image_header.stamp) + Duration(
+            nanoseconds=camera.sync.offset_ns
+        )
+        try:
+            stamped = self.tf_buffer.lookup_transform_full(
+                lidar, camera_time, lidar, Time.from_msg(cloud_header.stamp),
+                self.params["fixed_frame"], timeout=Duration(seconds=0.0),
+            )  # fmt: skip
+        except Exception as error:  # tf2 raises several types
+            raise FrameDropError(
+                "no transform",
+                f"no motion of {lidar} in {self.params['fixed_frame']} between the cloud and "
+                f"camera '{camera.name}': {error}",
+            ) from None
+        t, q = stamped.transform.translation, stamped.transform.rotation
+        return transform_from_translation_quaternion((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
+
     def _publish(
         self, cloud_msg: PointCloud2, cloud: np.ndarray, result: FrameResult,
         frame_ids: list[str], offsets: list[float], warnings: list[str], indices: list[int],
+        motions: list[tuple[float, float]],
     ) -> None:  # fmt: skip
         header = cloud_msg.header
         if self.node.wanted(self.cloud_pub):
@@ -503,7 +545,7 @@ class FusionComponent:
             colored = rgb_cloud(cloud_xyz(cloud), result.fusion.label, self.label_set)
             self.rgb_pub.publish(array_to_pointcloud2(colored, header))
         status = fusion_status_message(
-            result, header, len(self.cameras), frame_ids, offsets, warnings, indices
+            result, header, len(self.cameras), frame_ids, offsets, warnings, indices, motions
         )
         status.header = header
         self.status_pub.publish(status)
