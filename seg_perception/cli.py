@@ -22,18 +22,50 @@ def _add_engine_options(parser: argparse.ArgumentParser, model_required: bool = 
     add_cli_options(parser, model_required)
 
 
+def add_fusion_options(parser: argparse.ArgumentParser) -> None:
+    """The fusion's occlusion settings as flags (demo, replay): the same FusionConfig
+    fields as the nodes' fusion.* parameters."""
+    parser.add_argument(
+        "--no-occlusion", action="store_true", help="turn occlusion handling off (to compare)"
+    )
+    parser.add_argument(
+        "--occlusion-window", type=int, nargs=2, metavar=("ROWS", "COLS"),
+        help="fixed occlusion window (default: automatic, per camera, from the LiDAR's beam "
+        "gaps and the focal length)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--beam-spacing", type=float, nargs=2, metavar=("V", "H"), default=(0.0, 0.0),
+        help="the LiDAR's vertical and horizontal beam gaps in degrees (default 0 0: "
+        "measured on each cloud)",
+    )  # fmt: skip
+
+
+def fusion_config_from_args(args: argparse.Namespace):
+    """The FusionConfig of :func:`add_fusion_options`' flags."""
+    from seg_perception.core.fusion import FusionConfig
+
+    window = tuple(args.occlusion_window) if args.occlusion_window else "auto"
+    return FusionConfig(
+        occlusion=not args.no_occlusion,
+        occlusion_window=window,
+        beam_spacing_deg=tuple(args.beam_spacing),
+    )
+
+
 def _demo(args: argparse.Namespace) -> int:
     from seg_perception.demo import format_summary, run_demo
     from seg_perception.engines.factory import create_engine, find_default_model
 
     model, note = (args.model, "") if args.model else find_default_model()
     engine = create_engine(_engine_config(args, model)) if model else None
+    fusion = fusion_config_from_args(args)
     summary = run_demo(
         Path(args.out),
         seed=args.seed,
-        occlusion=not args.no_occlusion,
+        occlusion=fusion.occlusion,
         engine=engine,
         model_note=note,
+        fusion=fusion,
     )
     print(format_summary(summary))
     return 0
@@ -107,9 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", default="demo_output", help="output folder (default: %(default)s)")
     demo.add_argument("--seed", type=int, default=0, help="scene seed (default: %(default)s)")
-    demo.add_argument(
-        "--no-occlusion", action="store_true", help="turn occlusion handling off (to compare)"
-    )
+    add_fusion_options(demo)
     _add_engine_options(demo)
     demo.set_defaults(func=_demo)
 

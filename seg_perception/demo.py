@@ -13,7 +13,7 @@ rendered ground-truth label image, and the demo says which.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -128,6 +128,7 @@ def run_demo(
     occlusion: bool = True,
     engine: SegmentationEngine | None = None,
     model_note: str = "",
+    fusion: FusionConfig | None = None,
 ) -> dict:
     """Generate, segment (engine or rendered truth), fuse, score, write; returns the
     summary that is also saved as JSON."""
@@ -143,7 +144,8 @@ def run_demo(
         camera.labels_description = f"{engine.description} on the rendered RGB image"
     results = {}
     for enabled in (occlusion, not occlusion):
-        pipeline = Pipeline(fusion=FusionConfig(occlusion=enabled), label_set=label_set)
+        config = replace(fusion or FusionConfig(), occlusion=enabled)
+        pipeline = Pipeline(fusion=config, label_set=label_set)
         results[enabled] = pipeline.process(frame)
     result = results[occlusion]
     # The published labeled-cloud fields, plus the generator's truth for inspection.

@@ -469,7 +469,7 @@ STARTUP_CASES = {
     ),
     "pipeline parameter out of range": (
         "pipeline",
-        {"engine.model": "x.onnx", "fusion.occlusion_rows": 0},
+        {"engine.model": "x.onnx", "fusion.occlusion_rows": 65},
         ["fusion.occlusion_rows", "out of its range"],
     ),
     "second camera without extrinsics": (

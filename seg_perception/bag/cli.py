@@ -63,7 +63,6 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--tolerance", type=float, default=0.05,
         help="match window (s) of --camera and found cameras (a rig file gives its own)",
     )  # fmt: skip
-    replay.add_argument("--no-occlusion", action="store_true")
     replay.add_argument("--no-lidar-segmentation", action="store_true")
     replay.add_argument(
         "--lidar-only", action="store_true",
@@ -72,9 +71,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     replay.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
     replay.add_argument("--pictures", default="", help="folder for overlay pictures of each frame")
-    from seg_perception.cli import _add_engine_options
+    from seg_perception.cli import _add_engine_options, add_fusion_options
     from seg_perception.lidar.options import add_segmenter_options
 
+    add_fusion_options(replay)
     _add_engine_options(replay)
     add_segmenter_options(replay)  # the nodes' ground.* / cluster.* settings, as flags
     replay.set_defaults(func=_replay)
@@ -127,11 +127,9 @@ def _cameras(specs: list[str], rig: str = "", tolerance: float = 0.05) -> list:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from dataclasses import replace
 
     from seg_perception.bag.replay import ReplayConfig, ReplayModelError, replay
-    from seg_perception.cli import _engine_config
-    from seg_perception.core.fusion import FusionConfig
+    from seg_perception.cli import _engine_config, fusion_config_from_args
     from seg_perception.engines.factory import create_engine, find_default_model
     from seg_perception.lidar.options import segmenter_from_args
 
@@ -139,7 +137,7 @@ def _replay(args: argparse.Namespace) -> int:
     config = ReplayConfig(
         cloud_topic=args.cloud_topic,
         cameras=cameras,
-        fusion=replace(FusionConfig(), occlusion=not args.no_occlusion),
+        fusion=fusion_config_from_args(args),
         segment_cloud=not args.no_lidar_segmentation,
         calibration=args.calibration,
         tolerance_s=args.tolerance,

@@ -36,9 +36,14 @@ ENGINE_PARAMS = tuple(
 
 FUSION_PARAMS = (
     Param("fusion.occlusion", True, "Reject points hidden behind nearer surfaces."),
-    Param("fusion.occlusion_rows", 8, "Rows searched above/below a point for occluders "
-          "(more than the LiDAR's beam spacing in pixels).", 1, 64),
-    Param("fusion.occlusion_cols", 6, "Columns searched left/right for occluders.", 0, 64),
+    Param("fusion.occlusion_rows", 0, "Rows searched above/below a point for occluders; 0 = "
+          "automatic: sized per camera from the LiDAR's beam gaps (fusion.beam_spacing_deg) "
+          "and the camera's focal length.", 0, 64),
+    Param("fusion.occlusion_cols", 0, "Columns searched left/right for occluders, with "
+          "occlusion_rows > 0 (automatic when occlusion_rows is 0, which needs this 0 too).",
+          0, 64),
+    Param("fusion.beam_spacing_deg", [0.0, 0.0], "The LiDAR's [vertical, horizontal] beam gaps "
+          "(deg) that size the automatic occlusion window; 0 = measured on each cloud."),
     Param("fusion.depth_tolerance", 0.5, "Depth margin of the occlusion test (m).", 0.0, 100.0),
     Param("fusion.depth_tolerance_ratio", 0.05, "Depth margin per metre of depth.", 0.0, 1.0),
     Param("fusion.min_range", 0.0, "Points closer than this (m) stay unlabeled.", 0.0, 1000.0),
@@ -68,10 +73,23 @@ def engine_config(values: dict[str, Any]) -> EngineConfig:
 
 
 def fusion_config(values: dict[str, Any]) -> FusionConfig:
+    """The FusionConfig of a node's ``fusion.*`` parameters (ValueError with the reason)."""
     fusion = _section(values, "fusion")
+    rows, cols = fusion["occlusion_rows"], fusion["occlusion_cols"]
+    if rows == 0 and cols != 0:
+        raise ValueError(
+            f"fusion.occlusion_cols is {cols} but fusion.occlusion_rows is 0 (automatic, which "
+            "sizes both): set occlusion_rows too, or occlusion_cols to 0"
+        )
+    spacing = tuple(float(v) for v in fusion["beam_spacing_deg"])
+    if len(spacing) != 2:
+        raise ValueError(
+            f"fusion.beam_spacing_deg must be [vertical, horizontal] (deg), got {list(spacing)}"
+        )
     return FusionConfig(
         occlusion=fusion["occlusion"],
-        occlusion_window=(fusion["occlusion_rows"], fusion["occlusion_cols"]),
+        occlusion_window="auto" if rows == 0 else (rows, cols),
+        beam_spacing_deg=spacing,  # type: ignore[arg-type]
         depth_tolerance_m=fusion["depth_tolerance"],
         depth_tolerance_ratio=fusion["depth_tolerance_ratio"],
         min_range_m=fusion["min_range"],

@@ -1,25 +1,33 @@
-"""A procedural, labelled street scene seen by a spinning LiDAR and a pinhole camera.
+"""A procedural, labelled street scene seen by a spinning LiDAR and one or more cameras.
 
 Real driving data (KITTI, Cityscapes) cannot live in the repository, yet the demo and the
 tests need frames with *exact* truth: per-point classes, a per-pixel label image, which
-LiDAR points the camera can really see, and the calibration that ties them together. This
-module builds such a frame from analytic primitives (:mod:`.raycast`): both sensors are
+LiDAR points each camera can really see, and the calibration that ties them together. This
+module builds such a frame from analytic primitives (:mod:`.raycast`): all sensors are
 ray cast against the same geometry, so the LiDAR truth, the camera truth and the
-occlusion truth agree by construction.
+occlusion truth agree by construction. The sensors themselves (LiDAR models, lenses,
+rigs, ego motion) live in :mod:`.sensors`.
 
 Frames and conventions:
 
 * World: z up, the street runs along +x, the ego vehicle drives at the origin in the
   right-hand lane. The LiDAR frame (REP-103: x forward, y left, z up) is the world frame
-  translated to the LiDAR's mount point (the ego has no yaw), so road points sit at
-  ``z = -mount_height`` in the LiDAR frame.
-* The camera body (x forward) is placed at ``camera_offset`` in the LiDAR frame and
-  rotated by ``camera_rpy_deg``; images use the optical frame (z forward, x right, y
-  down). By default it is a bumper camera 1.5 m ahead of and 1.0 m below the roof LiDAR,
+  translated to the LiDAR's mount point at the sweep start (the ego has no yaw then), so
+  road points sit at ``z = -mount_height`` in the LiDAR frame.
+* By default one camera: its body (x forward) is placed at ``camera_offset`` in the LiDAR
+  frame and rotated by ``camera_rpy_deg``; images use the optical frame (z forward, x
+  right, y down). It is a bumper camera 1.5 m ahead of and 1.0 m below the roof LiDAR,
   so the LiDAR sees over and behind cars and people where the camera cannot: exactly the
-  case that occlusion-aware fusion must handle.
+  case that occlusion-aware fusion must handle. ``cameras`` gives a rig instead
+  (:func:`~seg_perception.sample.sensors.surround_rig`), each camera with its own lens
+  (raw plumb_bob or rectified image) and exposure time.
+* A moving ego (``motion``) is ray cast over time: each LiDAR column from the sensor's
+  pose at its firing time, each camera from its pose at its own stamp. ``points`` are
+  then what a driver publishes (each point in the LiDAR frame at its own time, not
+  motion compensated); ``point_world`` and the pose methods give the exact truth.
 * Classes are the 19 Cityscapes train ids; 255 is unlabeled, sky (10) is a camera ray
-  that hits nothing. LiDAR rays that hit nothing are dropped, as a real sensor does.
+  that hits nothing. LiDAR rays that hit nothing are dropped, as a real sensor does
+  (:meth:`Scene.cloud` with ``organized=True`` keeps them as NaN).
 * Ring indices are range-image rows: ring 0 is the top beam (+2 deg by default).
 * ``depth_image`` holds the optical z per pixel, ``+inf`` where nothing was hit (REP-117).
 
@@ -43,6 +51,17 @@ from seg_perception.sample.raycast import (
     Sphere,
     intersect_nearest,
     segment_clear,
+)
+from seg_perception.sample.sensors import (
+    CameraIntrinsics,
+    CameraMount,
+    CameraSpec,
+    EgoMotion,
+    ImageProjection,
+    LidarSpec,
+    camera_pose,
+    distort,
+    undistort,
 )
 
 if TYPE_CHECKING:
@@ -87,119 +106,65 @@ _SKY_HORIZON = np.array([205.0, 218.0, 235.0])
 _SKY_ZENITH = np.array([85.0, 135.0, 205.0])
 
 
-@dataclass(frozen=True)
-class LidarSpec:
-    """A spinning multi-beam LiDAR; defaults resemble the Velodyne HDL-64E of KITTI.
+@dataclass(eq=False)
+class CameraView:
+    """One camera of a scene: its image, truth and poses.
 
-    Beams are evenly spaced between ``fov_up_deg`` and ``fov_down_deg`` (the real
-    HDL-64E is not quite uniform; that does not matter for synthetic truth). Hits beyond
-    ``max_range`` or closer than ``min_range`` are dropped like real no-returns.
-    ``range_noise_sigma`` (m) adds gaussian noise along the beam *after* the truth
-    (class, visibility) has been computed on the exact surface point.
+    ``T_cam_from_lidar`` is the rig's (static) extrinsic calibration, optical frame from
+    LiDAR frame; ``T_world_from_camera`` is the optical frame's exact pose at the camera's
+    stamp (``mount.time_offset`` s after the sweep start). ``visible`` is per LiDAR point:
+    the exact surface point projects into this image and nothing lies between it and the
+    camera at that stamp.
     """
 
-    num_beams: int = 64
-    fov_up_deg: float = 2.0
-    fov_down_deg: float = -24.8
-    horizontal_resolution_deg: float = 0.2
-    max_range: float = 120.0
-    min_range: float = 0.9
-    range_noise_sigma: float = 0.0
-    mount_height: float = 1.73
+    name: str
+    mount: CameraMount
+    intrinsics: CameraIntrinsics
+    T_cam_from_lidar: np.ndarray
+    T_world_from_camera: np.ndarray
+    image: np.ndarray
+    label_image: np.ndarray
+    depth_image: np.ndarray
+    visible: np.ndarray
+    frame_id: str
 
     @property
-    def num_columns(self) -> int:
-        return round(360.0 / self.horizontal_resolution_deg)
-
-    def beam_elevations(self) -> np.ndarray:
-        """Elevation (rad) per ring, ring 0 first (top beam)."""
-        return np.deg2rad(np.linspace(self.fov_up_deg, self.fov_down_deg, self.num_beams))
-
-    def column_azimuths(self) -> np.ndarray:
-        """Azimuth (rad, counter-clockwise from +x) per column, starting behind the sensor
-        and sweeping clockwise like a Velodyne seen from above."""
-        k = np.arange(self.num_columns)
-        return np.pi - k * (2.0 * np.pi / self.num_columns)
-
-
-@dataclass(frozen=True)
-class CameraSpec:
-    """A distortion-free pinhole camera; defaults are KITTI's rectified left color camera."""
-
-    width: int = 1242
-    height: int = 375
-    fx: float = 721.5
-    fy: float = 721.5
-    cx: float = 609.6
-    cy: float = 172.9
+    def spec(self) -> CameraSpec:
+        return self.mount.spec
 
     @property
-    def K(self) -> np.ndarray:  # noqa: N802 - the CameraInfo / OpenCV name
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+    def projection(self) -> ImageProjection:
+        return self.mount.projection
 
+    @property
+    def time_offset(self) -> float:
+        return self.mount.time_offset
 
-@dataclass(frozen=True, eq=False)
-class CameraIntrinsics:
-    """CameraInfo-style intrinsics of the rendered image (no distortion, identity R).
+    def camera_model(self) -> CameraModel:
+        """The project's camera model of this image (raw: K + D, rectified: P)."""
+        return self.intrinsics.to_camera_model(mode=self.projection)
 
-    :meth:`to_camera_info_fields` gives the keyword arguments of
-    ``CameraModel.from_fields`` so the scene can be turned into the project's camera model
-    (or a ``sensor_msgs/CameraInfo``) without this module depending on it.
-    """
-
-    width: int
-    height: int
-    K: np.ndarray
-    D: np.ndarray
-    R: np.ndarray
-    P: np.ndarray
-    distortion_model: str = "plumb_bob"
-
-    def to_camera_info_fields(self) -> dict:
-        return {
-            "width": int(self.width),
-            "height": int(self.height),
-            "K": self.K.copy(),
-            "D": self.D.copy(),
-            "R": self.R.copy(),
-            "P": self.P.copy(),
-            "distortion_model": self.distortion_model,
-            "binning_x": 0,
-            "binning_y": 0,
-            "roi": None,
-        }
-
-    def to_camera_model(self) -> CameraModel:
-        """Build the project's ``seg_perception.core.camera_model.CameraModel``.
-
-        Imported lazily so the sample generator stays usable on its own.
-        """
-        from seg_perception.core.camera_model import CameraModel
-
-        return CameraModel.from_fields(**self.to_camera_info_fields())
-
-    @classmethod
-    def from_spec(cls, spec: CameraSpec) -> CameraIntrinsics:
-        K = spec.K
-        return cls(
-            width=spec.width,
-            height=spec.height,
-            K=K,
-            D=np.zeros(5),
-            R=np.eye(3),
-            P=np.hstack([K, np.zeros((3, 1))]),
-        )
+    def pixel_rays(self) -> np.ndarray:
+        """(H, W, 3) unit rays (optical frame) through the pixel centers, as rendered."""
+        return pixel_rays(self.spec, self.projection).reshape(self.spec.height, self.spec.width, 3)
 
 
 @dataclass(eq=False)
 class Scene:
-    """One synchronized LiDAR + camera frame with exact truth.
+    """One LiDAR sweep and its camera frames with exact truth.
 
     ``points`` are x, y, z (LiDAR frame, m) and intensity in [0, 1]; ``point_labels``,
     ``point_ring``, ``point_instance`` (object id, 0 for the ground) and
     ``visible_in_camera`` are per point. ``T_cam_from_lidar`` maps homogeneous LiDAR-frame
     points to the camera optical frame. ``primitives`` is the geometry in the world frame,
-    and ``T_world_from_lidar`` places the LiDAR in it.
+    and ``T_world_from_lidar`` places the LiDAR in it at the sweep start. The single-camera
+    fields (``image``, ``intrinsics``, ``visible_in_camera``...) describe ``cameras[0]``.
+
+    Per point, ``point_column`` is the range-image column, ``point_time`` the firing time
+    (s after the sweep start) and ``point_world`` the exact surface point in the world
+    (before range noise). With a moving ego, each point is in the LiDAR frame at its own
+    time; :meth:`T_world_from_lidar_at` and :meth:`truth_points` give the exact poses and
+    positions to compensate against.
     """
 
     points: np.ndarray
@@ -220,25 +185,74 @@ class Scene:
     lidar_frame_id: str = "lidar"
     camera_frame_id: str = "camera_optical"
     class_names: tuple[str, ...] = field(default=CLASS_NAMES)
+    point_column: np.ndarray | None = None
+    point_time: np.ndarray | None = None
+    point_world: np.ndarray | None = None
+    cameras: list[CameraView] = field(default_factory=list)
+    motion: EgoMotion = field(default_factory=EgoMotion)
+
+    def T_world_from_lidar_at(self, t: np.ndarray | float) -> np.ndarray:  # noqa: N802
+        """Exact LiDAR pose(s) at time(s) ``t`` (s after the sweep start): (4, 4) or
+        (M, 4, 4)."""
+        return self.T_world_from_lidar @ self.motion.delta(t)
+
+    def T_cam_from_lidar_at(self, camera: int, t: np.ndarray | float) -> np.ndarray:  # noqa: N802
+        """Camera ``camera``'s optical frame at its stamp from the LiDAR frame at ``t``:
+        what maps a point published at time ``t`` to that image, motion included."""
+        T_cam_from_world = np.linalg.inv(self.cameras[camera].T_world_from_camera)
+        return T_cam_from_world @ self.T_world_from_lidar_at(t)
+
+    def truth_points(self, t: float = 0.0) -> np.ndarray:
+        """(N, 3) exact surface points in the LiDAR frame at time ``t``: what perfect motion
+        compensation of ``points`` to ``t`` gives (before range noise)."""
+        T_lidar_from_world = np.linalg.inv(self.T_world_from_lidar_at(t))
+        return self.point_world @ T_lidar_from_world[:3, :3].T + T_lidar_from_world[:3, 3]
+
+    def camera_points(self, camera: int) -> np.ndarray:
+        """(N, 3) exact surface points in camera ``camera``'s optical frame at its stamp."""
+        T_cam_from_world = np.linalg.inv(self.cameras[camera].T_world_from_camera)
+        return self.point_world @ T_cam_from_world[:3, :3].T + T_cam_from_world[:3, 3]
+
+    def cloud(self, organized: bool = False) -> np.ndarray:
+        """The sweep as a driver publishes it: a structured array with x, y, z, intensity
+        (float32), ring (uint16) and the LiDAR's time field (``time`` float32 s or ``t``
+        uint32 ns after the sweep start; Ouster-like clouds also carry ``range`` uint32 mm).
+
+        Unorganized: (N,) in firing order. Organized: (rings, columns), row = ring, with
+        NaN coordinates (zero intensity and range) where the beam had no return.
+        """
+        lidar = self.lidar
+        dtype = [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("intensity", "<f4")]
+        if lidar.time_field == "t":
+            dtype += [("t", "<u4"), ("ring", "<u2"), ("range", "<u4")]
+        else:
+            dtype += [("ring", "<u2"), ("time", "<f4")]
+        ranges = np.linalg.norm(self.points[:, :3].astype(np.float64), axis=1)
+        if organized:
+            shape = (lidar.num_beams, lidar.num_columns)
+            cloud = np.zeros(shape, dtype=dtype)
+            for name in ("x", "y", "z"):
+                cloud[name] = np.nan
+            cloud["ring"] = np.arange(lidar.num_beams, dtype=np.uint16)[:, None]
+            times = np.broadcast_to(lidar.column_times(), shape)
+            at = (self.point_ring.astype(np.intp), self.point_column.astype(np.intp))
+        else:
+            cloud = np.zeros(len(self.points), dtype=dtype)
+            cloud["ring"] = self.point_ring
+            times = self.point_time
+            at = slice(None)
+        if lidar.time_field == "t":
+            cloud["t"] = np.rint(times * 1e9).astype(np.uint32)
+        else:
+            cloud["time"] = times
+        for column, name in enumerate(("x", "y", "z", "intensity")):
+            cloud[name][at] = self.points[:, column]
+        if lidar.time_field == "t":
+            cloud["range"][at] = np.rint(ranges * 1000.0).astype(np.uint32)
+        return cloud
 
 
 # --------------------------------------------------------------------------- geometry
-
-
-def _rpy_matrix(roll: float, pitch: float, yaw: float) -> np.ndarray:
-    """R = Rz(yaw) Ry(pitch) Rx(roll), the REP-103 fixed-axis convention."""
-    cr, sr = np.cos(roll), np.sin(roll)
-    cp, sp = np.cos(pitch), np.sin(pitch)
-    cy, sy = np.cos(yaw), np.sin(yaw)
-    rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
-    ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
-    rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
-    return rz @ ry @ rx
-
-
-# Optical axes expressed in the camera body frame: optical z = body x, x = -body y,
-# y = -body z.
-_R_BODY_FROM_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
 
 class _Builder:
@@ -682,12 +696,55 @@ def _sky_colors(dirs: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------------ public
 
 
-def _camera_pose(
-    camera_offset: Sequence[float], camera_rpy_deg: Sequence[float]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rotation (optical -> LiDAR) and position of the camera in the LiDAR frame."""
-    r_lidar_body = _rpy_matrix(*np.deg2rad(np.asarray(camera_rpy_deg, dtype=float)))
-    return r_lidar_body @ _R_BODY_FROM_OPTICAL, np.asarray(camera_offset, dtype=np.float64)
+def pixel_rays(spec: CameraSpec, projection: ImageProjection = "rectified") -> np.ndarray:
+    """(H * W, 3) unit rays in the optical frame through the pixel centers, row-major.
+
+    Pixel (row v, column u) looks through image coordinates (u, v), the OpenCV convention
+    for pixel centers. ``raw`` images look through the lens (plumb_bob, inverted exactly),
+    ``rectified`` ones through the pinhole K.
+    """
+    u, v = np.meshgrid(np.arange(spec.width), np.arange(spec.height))
+    x = (u.ravel() - spec.cx) / spec.fx
+    y = (v.ravel() - spec.cy) / spec.fy
+    if projection == "raw" and np.any(spec.D):
+        x, y = undistort(x, y, spec.D)
+    d_opt = np.stack([x, y, np.ones(u.size)], axis=1)
+    d_opt /= np.linalg.norm(d_opt, axis=1, keepdims=True)
+    return d_opt
+
+
+def _in_image(spec: CameraSpec, projection: ImageProjection, p_cam: np.ndarray) -> np.ndarray:
+    """Points (optical frame) in front of the camera whose projection lands in the image."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if projection == "raw" and np.any(spec.D):
+            xn, yn = p_cam[:, 0] / p_cam[:, 2], p_cam[:, 1] / p_cam[:, 2]
+            # A lens polynomial folds back far outside its image: only trust it up to a
+            # little beyond the widest ray of the image border.
+            border = np.concatenate(
+                [
+                    np.stack([np.arange(spec.width), np.full(spec.width, y)], 1)
+                    for y in (-0.5, spec.height - 0.5)
+                ]
+                + [
+                    np.stack([np.full(spec.height, x), np.arange(spec.height)], 1)
+                    for x in (-0.5, spec.width - 0.5)
+                ]
+            )
+            bx, by = undistort(
+                (border[:, 0] - spec.cx) / spec.fx, (border[:, 1] - spec.cy) / spec.fy, spec.D
+            )
+            r2_max = 1.1 * float(np.max(bx * bx + by * by))
+            xd, yd = distort(xn, yn, spec.D)
+            uu = spec.fx * xd + spec.cx
+            vv = spec.fy * yd + spec.cy
+            lens_ok = xn * xn + yn * yn < r2_max
+        else:
+            uu = spec.fx * p_cam[:, 0] / p_cam[:, 2] + spec.cx
+            vv = spec.fy * p_cam[:, 1] / p_cam[:, 2] + spec.cy
+            lens_ok = True
+    in_image = (p_cam[:, 2] > 0.1) & (uu > -0.5) & (uu < spec.width - 0.5)
+    in_image &= (vv > -0.5) & (vv < spec.height - 0.5)
+    return in_image & lens_ok
 
 
 def render_camera(
@@ -697,18 +754,18 @@ def render_camera(
     origin_world: np.ndarray,
     road_half: float = 4.0,
     seed: int = 0,
+    *,
+    projection: ImageProjection = "rectified",
+    stream: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ray cast one ray per pixel center; return (rgb uint8, labels uint8, depth float32).
 
     Pixel (row v, column u) looks through image coordinates (u, v), the OpenCV convention
     for pixel centers, so rounding a projected point gives the pixel that saw it.
+    ``projection`` picks the raw (through the lens) or rectified image; ``stream``
+    separates the sensor noise of several cameras of one scene.
     """
-    u, v = np.meshgrid(np.arange(spec.width), np.arange(spec.height))
-    d_opt = np.stack(
-        [(u.ravel() - spec.cx) / spec.fx, (v.ravel() - spec.cy) / spec.fy, np.ones(u.size)],
-        axis=1,
-    )
-    d_opt /= np.linalg.norm(d_opt, axis=1, keepdims=True)
+    d_opt = pixel_rays(spec, projection)
     dirs = d_opt @ R_world_from_optical.T
     hits = intersect_nearest(origin_world, dirs, primitives)
 
@@ -723,11 +780,127 @@ def render_camera(
     )
     pts = origin_world + dirs[hit_idx] * sub.t[:, None]
     rgb[hit_idx] = _surface_colors(sub, pts, dirs[hit_idx], primitives, road_half)
-    # Sensor noise, deterministic per seed.
-    rng = np.random.default_rng([seed, 1])
+    # Sensor noise, deterministic per seed (and camera).
+    rng = np.random.default_rng([seed, 1] if stream == 0 else [seed, 1, stream])
     rgb += rng.normal(0.0, 2.5, size=rgb.shape)
     image = np.clip(np.rint(rgb), 0, 255).astype(np.uint8).reshape(spec.height, spec.width, 3)
     return image, labels.reshape(spec.height, spec.width), depth.reshape(spec.height, spec.width)
+
+
+@dataclass
+class _Sweep:
+    """The kept LiDAR returns of one sweep (indices into the column-major ray grid)."""
+
+    ray: np.ndarray  # index of the ray: column * num_beams + ring
+    t: np.ndarray  # exact range (m)
+    d_sensor: np.ndarray  # unit beam direction in the LiDAR frame at its firing time
+    d_world: np.ndarray  # the same in the world
+    p_world: np.ndarray  # exact surface point
+    labels: np.ndarray
+    normal: np.ndarray
+    prim: np.ndarray
+
+
+def _cast_sweep(
+    lidar: LidarSpec,
+    motion: EgoMotion,
+    T_world_from_lidar: np.ndarray,
+    primitives: Sequence[Primitive],
+) -> _Sweep:
+    """One ray per (column, ring), column-major like a spinning sensor; a moving sensor
+    casts each column from its pose at the column's firing time."""
+    lidar_world = T_world_from_lidar[:3, 3]
+    elev = lidar.beam_elevations()
+    azim = lidar.column_azimuths()
+    az, el = np.meshgrid(azim, elev, indexing="ij")
+    dirs = np.stack(
+        [np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], axis=-1
+    ).reshape(-1, 3)
+    if motion.is_static:
+        origins, d_world = lidar_world, dirs
+    else:
+        poses = T_world_from_lidar @ motion.delta(lidar.column_times())  # (W, 4, 4)
+        beams = dirs.reshape(lidar.num_columns, lidar.num_beams, 3)
+        d_world = np.einsum("wij,wbj->wbi", poses[:, :3, :3], beams).reshape(-1, 3)
+        origins = np.repeat(poses[:, :3, 3], lidar.num_beams, axis=0)
+    hits = intersect_nearest(origins, d_world, primitives)
+    keep = (hits.index >= 0) & (hits.t <= lidar.max_range) & (hits.t >= lidar.min_range)
+    k = np.flatnonzero(keep)
+    t = hits.t[k]
+    d = d_world[k]
+    start = origins if motion.is_static else origins[k]
+    return _Sweep(
+        ray=k,
+        t=t,
+        d_sensor=dirs[k],
+        d_world=d,
+        p_world=start + d * t[:, None],
+        labels=hits.class_id[k],
+        normal=hits.normal[k],
+        prim=hits.index[k],
+    )
+
+
+def _camera_view(
+    index: int,
+    mount: CameraMount,
+    seed: int,
+    motion: EgoMotion,
+    T_world_from_lidar: np.ndarray,
+    sweep: _Sweep,
+    primitives: Sequence[Primitive],
+    road_half: float,
+    visibility_epsilon: float,
+    frame_id: str,
+) -> CameraView:
+    """Calibration, pose at the camera's stamp, visibility truth and the rendered image."""
+    lidar_world = T_world_from_lidar[:3, 3]
+    r_lidar_opt, cam_lidar = camera_pose(mount.offset, mount.rpy_deg)
+    R_cam_from_lidar = r_lidar_opt.T
+    T_cam_from_lidar = np.eye(4)
+    T_cam_from_lidar[:3, :3] = R_cam_from_lidar
+    T_cam_from_lidar[:3, 3] = -R_cam_from_lidar @ cam_lidar
+    if motion.is_static:
+        R_world_from_optical = r_lidar_opt
+        cam_world = lidar_world + cam_lidar
+        # Visibility truth, on the exact surface points (before range noise).
+        p_cam = (sweep.p_world - lidar_world) @ R_cam_from_lidar.T + T_cam_from_lidar[:3, 3]
+    else:
+        pose = T_world_from_lidar @ motion.delta(mount.time_offset)
+        R_world_from_optical = pose[:3, :3] @ r_lidar_opt
+        cam_world = pose[:3, :3] @ cam_lidar + pose[:3, 3]
+        p_cam = (sweep.p_world - cam_world) @ R_world_from_optical
+    in_image = _in_image(mount.spec, mount.projection, p_cam)
+    visible = np.zeros(len(sweep.t), dtype=bool)
+    cand = np.flatnonzero(in_image)
+    visible[cand] = segment_clear(
+        cam_world, sweep.p_world[cand], primitives, epsilon=visibility_epsilon
+    )
+    image, label_image, depth_image = render_camera(
+        primitives,
+        mount.spec,
+        R_world_from_optical,
+        cam_world,
+        road_half,
+        seed,
+        projection=mount.projection,
+        stream=index,
+    )
+    T_world_from_camera = np.eye(4)
+    T_world_from_camera[:3, :3] = R_world_from_optical
+    T_world_from_camera[:3, 3] = cam_world
+    return CameraView(
+        name=mount.name,
+        mount=mount,
+        intrinsics=CameraIntrinsics.from_spec(mount.spec),
+        T_cam_from_lidar=T_cam_from_lidar,
+        T_world_from_camera=T_world_from_camera,
+        image=image,
+        label_image=label_image,
+        depth_image=depth_image,
+        visible=visible,
+        frame_id=frame_id,
+    )
 
 
 def generate_scene(
@@ -737,93 +910,93 @@ def generate_scene(
     camera_offset: Sequence[float] = (1.5, 0.0, -1.0),
     camera_rpy_deg: Sequence[float] = (0.0, 0.0, 0.0),
     visibility_epsilon: float = 0.05,
+    *,
+    cameras: Sequence[CameraMount] | None = None,
+    motion: EgoMotion | None = None,
 ) -> Scene:
-    """Generate one labelled LiDAR + camera frame of a random street.
+    """Generate one labelled LiDAR sweep and camera frames of a random street.
 
     ``camera_offset`` is the camera center in the LiDAR frame (m) and ``camera_rpy_deg``
-    the roll, pitch, yaw of the camera body (x forward) relative to the LiDAR. A LiDAR
-    point is ``visible_in_camera`` when it projects into the image in front of the camera
-    and nothing lies on the segment from the camera center to it (up to
-    ``visibility_epsilon`` m before the point).
+    the roll, pitch, yaw of the camera body (x forward) relative to the LiDAR; ``cameras``
+    replaces that single camera by a rig (e.g. ``surround_rig()``). A LiDAR point is
+    visible in a camera when it projects into the image in front of the camera and nothing
+    lies on the segment from the camera center to it (up to ``visibility_epsilon`` m
+    before the point). ``motion`` moves the ego during the sweep (default: standing).
     """
     lidar = lidar or LidarSpec()
-    camera = camera or CameraSpec()
+    motion = motion or EgoMotion()
+    if cameras is None:
+        mounts = [
+            CameraMount(
+                name="front",
+                spec=camera or CameraSpec(),
+                offset=tuple(camera_offset),
+                rpy_deg=tuple(camera_rpy_deg),
+            )
+        ]
+        frame_ids = ["camera_optical"]
+    else:
+        mounts = list(cameras)
+        frame_ids = [f"{m.name}_optical" for m in mounts]
+        if not mounts:
+            raise ValueError("cameras must hold at least one camera")
     primitives, layout = build_street(seed)
 
     lidar_world = np.array([0.0, layout.ego_y, lidar.mount_height])
     T_world_from_lidar = np.eye(4)
     T_world_from_lidar[:3, 3] = lidar_world
 
-    # ---- LiDAR: one ray per (column, ring), column-major like a spinning sensor.
-    elev = lidar.beam_elevations()
-    azim = lidar.column_azimuths()
-    az, el = np.meshgrid(azim, elev, indexing="ij")
-    dirs = np.stack(
-        [np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], axis=-1
-    ).reshape(-1, 3)
-    rings = np.broadcast_to(np.arange(lidar.num_beams), az.shape).ravel()
-    hits = intersect_nearest(lidar_world, dirs, primitives)
-    keep = (hits.index >= 0) & (hits.t <= lidar.max_range) & (hits.t >= lidar.min_range)
-    k = np.flatnonzero(keep)
-    t = hits.t[k]
-    d = dirs[k]
-    labels = hits.class_id[k]
-    p_world = lidar_world + d * t[:, None]
-
-    cos_inc = np.abs(np.einsum("ij,ij->i", hits.normal[k], d))
-    refl = _REFLECTIVITY[labels].copy()
-    refl[_lane_marking(p_world, labels, layout.road_half)] = _LANE_MARKING_REFLECTIVITY
+    sweep = _cast_sweep(lidar, motion, T_world_from_lidar, primitives)
+    cos_inc = np.abs(np.einsum("ij,ij->i", sweep.normal, sweep.d_world))
+    refl = _REFLECTIVITY[sweep.labels].copy()
+    refl[_lane_marking(sweep.p_world, sweep.labels, layout.road_half)] = _LANE_MARKING_REFLECTIVITY
     intensity = np.clip(refl * (0.25 + 0.75 * cos_inc), 0.0, 1.0)
     instance_of = np.array([p.instance_id for p in primitives], dtype=np.uint16)
 
-    # ---- Camera pose and calibration.
-    r_lidar_opt, cam_lidar = _camera_pose(camera_offset, camera_rpy_deg)
-    R_cam_from_lidar = r_lidar_opt.T
-    T_cam_from_lidar = np.eye(4)
-    T_cam_from_lidar[:3, :3] = R_cam_from_lidar
-    T_cam_from_lidar[:3, 3] = -R_cam_from_lidar @ cam_lidar
-    cam_world = lidar_world + cam_lidar
+    views = [
+        _camera_view(
+            i, mount, seed, motion, T_world_from_lidar, sweep, primitives,
+            layout.road_half, visibility_epsilon, frame_ids[i],
+        )
+        for i, mount in enumerate(mounts)
+    ]  # fmt: skip
 
-    # ---- Visibility truth, on the exact surface points (before range noise).
-    p_lidar = p_world - lidar_world
-    p_cam = p_lidar @ R_cam_from_lidar.T + T_cam_from_lidar[:3, 3]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        uu = camera.fx * p_cam[:, 0] / p_cam[:, 2] + camera.cx
-        vv = camera.fy * p_cam[:, 1] / p_cam[:, 2] + camera.cy
-    in_image = (p_cam[:, 2] > 0.1) & (uu > -0.5) & (uu < camera.width - 0.5)
-    in_image &= (vv > -0.5) & (vv < camera.height - 0.5)
-    visible = np.zeros(len(k), dtype=bool)
-    cand = np.flatnonzero(in_image)
-    visible[cand] = segment_clear(cam_world, p_world[cand], primitives, epsilon=visibility_epsilon)
-
-    # ---- Range noise along the beam (truth above stays on the exact surface).
+    # ---- Points as the sensor reports them: in its frame at the firing time, with range
+    # noise along the beam (the truth above stays on the exact surface).
     if lidar.range_noise_sigma > 0:
         rng = np.random.default_rng([seed, 2])
-        t_noisy = t + rng.normal(0.0, lidar.range_noise_sigma, size=t.shape)
-        p_lidar = d * t_noisy[:, None]
-    points = np.empty((len(k), 4), dtype=np.float32)
+        t_noisy = sweep.t + rng.normal(0.0, lidar.range_noise_sigma, size=sweep.t.shape)
+        p_lidar = sweep.d_sensor * t_noisy[:, None]
+    elif motion.is_static:
+        p_lidar = sweep.p_world - lidar_world
+    else:
+        p_lidar = sweep.d_sensor * sweep.t[:, None]
+    points = np.empty((len(sweep.t), 4), dtype=np.float32)
     points[:, :3] = p_lidar
     points[:, 3] = intensity
 
-    R_world_from_optical = r_lidar_opt
-    image, label_image, depth_image = render_camera(
-        primitives, camera, R_world_from_optical, cam_world, layout.road_half, seed
-    )
-
+    column = sweep.ray // lidar.num_beams
+    first = views[0]
     return Scene(
         points=points,
-        point_labels=labels.astype(np.uint8),
-        point_ring=rings[k].astype(np.uint16),
-        point_instance=instance_of[hits.index[k]],
-        visible_in_camera=visible,
-        image=image,
-        label_image=label_image,
-        depth_image=depth_image,
-        intrinsics=CameraIntrinsics.from_spec(camera),
-        T_cam_from_lidar=T_cam_from_lidar,
+        point_labels=sweep.labels.astype(np.uint8),
+        point_ring=(sweep.ray % lidar.num_beams).astype(np.uint16),
+        point_instance=instance_of[sweep.prim],
+        visible_in_camera=first.visible,
+        image=first.image,
+        label_image=first.label_image,
+        depth_image=first.depth_image,
+        intrinsics=first.intrinsics,
+        T_cam_from_lidar=first.T_cam_from_lidar,
         T_world_from_lidar=T_world_from_lidar,
         primitives=list(primitives),
         seed=seed,
         lidar=lidar,
-        camera=camera,
+        camera=first.spec,
+        camera_frame_id=first.frame_id,
+        point_column=column.astype(np.uint16),
+        point_time=lidar.column_times()[column],
+        point_world=sweep.p_world,
+        cameras=views,
+        motion=motion,
     )
