@@ -42,7 +42,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--cloud-topic", default="", help="PointCloud2 topic (default: the only one)"
     )
     replay.add_argument(
-        "--camera", action="append", default=[], metavar="NAME:IMAGE_TOPIC:INFO_TOPIC[:LABELS]",
+        "--camera",
+        action="append",
+        default=[],
+        metavar="NAME:IMAGE_TOPIC:INFO_TOPIC[:LABELS]",
         help="a camera (repeatable); with a 4th part, the bag's label images on that topic are "
         "fused instead of segmenting images. Default: every Image or CompressedImage topic "
         "with a CameraInfo beside it",
@@ -58,6 +61,17 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "--fixed-frame", default="",
         help="motion compensation: each camera sees the sweep where the vehicle was at its "
         "own stamp, from the bag's /tf through this frame (e.g. odom)",
+    )  # fmt: skip
+    replay.add_argument(
+        "--deskew", default="auto", choices=["auto", "on", "off"],
+        help="with --fixed-frame: also move each point from its firing time (the cloud's time "
+        "field) to the cloud's stamp before projecting; auto: when the cloud has a time field "
+        "(default), on: drop clouds without one",
+    )  # fmt: skip
+    replay.add_argument(
+        "--time-field", default="",
+        help="the per-point time field for --deskew (default: the first of t, time, "
+        "timestamp, offset_time; integers are ns, floats s)",
     )  # fmt: skip
     replay.add_argument(
         "--tolerance", type=float, default=0.05,
@@ -99,6 +113,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     make.add_argument(
         "--compressed", default="", choices=["", "png", "jpeg"],
         help="write the camera as a CompressedImage (<topic>/compressed) instead of raw",
+    )  # fmt: skip
+    make.add_argument(
+        "--rig", action="store_true",
+        help="a 6-camera surround rig (exposures 0-50 ms after the sweep) instead of one camera",
+    )  # fmt: skip
+    make.add_argument(
+        "--speed", type=float, default=0.0,
+        help="drive at this speed (m/s): odom -> lidar on /tf at 100 Hz, each point where the "
+        "sensor was when it fired, a per-point time field",
     )  # fmt: skip
     make.set_defaults(func=_make_bag)
 
@@ -145,6 +168,8 @@ def _replay(args: argparse.Namespace) -> int:
         pictures=args.pictures,
         lidar_only=args.lidar_only,
         fixed_frame=args.fixed_frame,
+        deskew=args.deskew,
+        time_field=args.time_field,
     )
     # Check the bag and its topics before loading a model: bad input fails fast.
     from seg_perception.bag.io import open_bag, topic_types
@@ -189,7 +214,10 @@ def _regress(args: argparse.Namespace) -> int:
 def _make_bag(args: argparse.Namespace) -> int:
     from seg_perception.bag.scene_bag import write_scene_bag
 
-    path = write_scene_bag(args.out, args.frames, args.seed, args.storage, args.compressed)
+    path = write_scene_bag(
+        args.out, args.frames, args.seed, args.storage, args.compressed,
+        rig=args.rig, speed=args.speed,
+    )  # fmt: skip
     print(f"wrote {path}: {args.frames} generated frames with truth (/truth/...)")
     return 0
 

@@ -35,6 +35,7 @@ from seg_perception.bag.io import (
     typestore,
 )
 from seg_perception.core.camera_model import CameraModel
+from seg_perception.core.deskew import TimeFieldError, deskew, find_time_field, point_offsets
 from seg_perception.core.fusion import FusionConfig
 from seg_perception.core.labeled_cloud import labeled_fields, rgb_cloud
 from seg_perception.core.labels import LabelSet
@@ -107,6 +108,12 @@ class ReplayConfig:
     #: A fixed frame (odom, map): each camera sees the sweep moved from the cloud's stamp
     #: to its own with the bag's /tf (motion compensation); "": no compensation.
     fixed_frame: str = ""
+    #: With ``fixed_frame``, also move each point from its firing time (the cloud's time
+    #: field) to the cloud's stamp before projecting (``core/deskew.py``). auto: when the
+    #: cloud has a time field; on: required (a cloud without one is dropped); off.
+    deskew: str = "auto"
+    #: The per-point time field; "": the first of t, time, timestamp, offset_time found.
+    time_field: str = ""
     #: Ignore cameras: clouds in, ``<prefix>/segmented_points`` out (the LiDAR segmenter's
     #: lidar_class and cluster appended, every input field and the layout kept). A bag
     #: without cameras is replayed this way anyway.
@@ -133,6 +140,8 @@ class ReplaySummary:
     output: str = ""
     #: No camera was used: clouds were only LiDAR-segmented.
     lidar_only: bool = False
+    #: Motion compensation per cloud, e.g. "de-skewed (time field 't')": count.
+    motion: Counter = field(default_factory=Counter)
 
     @property
     def accounted(self) -> bool:
@@ -149,6 +158,7 @@ class ReplaySummary:
         ]
         lines += [f"  dropped: {reason}: {n}" for reason, n in sorted(self.dropped.items())]
         lines += [f"  camera warning: {w}: {n}" for w, n in sorted(self.camera_warnings.items())]
+        lines += [f"motion compensation: {what}: {n}" for what, n in sorted(self.motion.items())]
         total = sum(self.timings_ms.values()) or 1.0
         lines.append(
             f"time {self.wall_s:.2f} s ({self.clouds_processed / max(self.wall_s, 1e-9):.2f} "
@@ -288,6 +298,10 @@ class Replayer:
             )
             needs_tf = extrinsics is None or bool(self.config.fixed_frame)
             tree = read_transforms(reader) if needs_tf else None
+            if self.config.deskew not in ("auto", "on", "off"):
+                raise BagError(f"deskew must be auto, on or off, not {self.config.deskew!r}")
+            if self.config.deskew == "on" and not self.config.fixed_frame:
+                raise BagError("--deskew on needs --fixed-frame (the LiDAR's pose over the sweep)")
             if self.config.fixed_frame and not (tree and tree.dynamic):
                 raise BagError(
                     f"fixed frame '{self.config.fixed_frame}' given but the bag has no /tf: "
@@ -445,6 +459,14 @@ class Replayer:
                 warnings.append(f"camera '{camera.name}': {error}")
         for warning in warnings:
             self.summary.camera_warnings[warning] += 1
+        fusion_xyz = None
+        if self.config.fixed_frame and self.config.deskew != "off" and inputs:
+            try:
+                fusion_xyz, how = self._deskew(cloud, cloud_msg.header, tree)
+            except (TimeFieldError, TransformError) as error:
+                self.summary.dropped[f"cloud: cannot de-skew ({error})"] += 1
+                return
+            self.summary.motion[how] += 1
         timings["convert"] += (time.perf_counter() - start) * 1e3
         try:
             start = time.perf_counter()
@@ -454,7 +476,7 @@ class Replayer:
             ]
             timings["segment_cameras"] += (time.perf_counter() - start) * 1e3
             result = self.pipeline.process(
-                Frame(cloud, inputs, frame.stamp_ns, cloud_msg.header.frame_id)
+                Frame(cloud, inputs, frame.stamp_ns, cloud_msg.header.frame_id, fusion_xyz)
             )
         except ValueError as error:
             self.summary.dropped[f"cloud: pipeline refused it ({error})"] += 1
@@ -518,6 +540,29 @@ class Replayer:
         )
         compensated = replace(camera_input, T_cam_from_lidar=camera_input.T_cam_from_lidar @ delta)
         return compensated, describe_motion(delta)
+
+    def _deskew(
+        self, cloud: np.ndarray, header: Any, tree: TransformHistory
+    ) -> tuple[np.ndarray | None, str]:
+        """The sweep's points moved to the cloud's stamp, each from its own firing time, with
+        the LiDAR's poses from the bag's /tf (``core/deskew.py``), and what was done. Without
+        a time field: None under deskew auto, TimeFieldError under on."""
+        stamp = _stamp_of(header)
+        try:
+            field = find_time_field(cloud.dtype.names, self.config.time_field)
+        except TimeFieldError:
+            if self.config.deskew == "on" or self.config.time_field:
+                raise
+            return None, "not de-skewed (no per-point time field)"
+        offsets = point_offsets(cloud, field, stamp)
+        fixed, lidar = self.config.fixed_frame, header.frame_id
+
+        def delta_at(knots: np.ndarray) -> np.ndarray:
+            return np.stack([
+                motion_delta(tree, fixed, lidar, stamp + round(k * 1e9), stamp) for k in knots
+            ])  # fmt: skip
+
+        return deskew(cloud_xyz(cloud), offsets, delta_at), f"de-skewed (time field '{field}')"
 
     def _camera_input(
         self, camera: CameraTopics, image_msg: Any, cloud_msg: Any, models: dict,

@@ -86,6 +86,9 @@ class Frame:
     cameras: list[CameraInput]
     stamp_ns: int = 0
     frame_id: str = "lidar"
+    #: (N, 3) the points where they were at the stamp (de-skewed, ``core/deskew.py``), used
+    #: only to project into the cameras; None: the cloud's own coordinates.
+    fusion_xyz: np.ndarray | None = None
 
 
 @dataclass
@@ -163,6 +166,8 @@ class Pipeline:
             )
             for camera, segmentation in zip(frame.cameras, segmentations, strict=True)
         ]
+        if frame.fusion_xyz is not None:
+            xyz = frame.fusion_xyz
         fusion = label_points(xyz, views, self.fusion, unlabeled_id=self.label_set.unlabeled_id)
         timings["fusion"] = (time.perf_counter() - start) * 1e3
         return FrameResult(fusion, segmentations, lidar, timings, descriptions)

@@ -58,7 +58,12 @@ class CameraRecord:
     """raw: the image is the lens's own (K + D); rectified: it is image_rect (P, no
     distortion); auto: rectified when D is all zero, else raw (logged)."""
     time_offset: float = 0.0
-    """Seconds added to this camera's stamps before matching them with clouds."""
+    """Seconds added to this camera's stamps to put them on the LiDAR's clock (a clock's
+    bias): used for matching and for the time motion compensation moves the sweep to."""
+    delay: float = 0.0
+    """Seconds after the cloud's stamp this camera is expected to expose (its trigger in
+    the sweep, e.g. 0-50 ms around a surround rig): matching looks for its stamps around
+    cloud stamp + delay; its stamps stay the exposure times motion compensation uses."""
     tolerance: float = 0.05
     """Largest stamp difference (s) of a match; keep it under half the camera period."""
     extrinsics: tuple[float, ...] = (0.0,) * 7
@@ -81,6 +86,8 @@ class CameraRecord:
             raise RigError(f"{where}.tolerance must be in [0, 10] s, got {self.tolerance}")
         if not -10.0 <= self.time_offset <= 10.0:
             raise RigError(f"{where}.time_offset must be in [-10, 10] s, got {self.time_offset}")
+        if not -1.0 <= self.delay <= 1.0:
+            raise RigError(f"{where}.delay must be in [-1, 1] s, got {self.delay}")
         if len(self.extrinsics) != 7:
             raise RigError(
                 f"{where}.extrinsics needs 7 numbers [x y z qx qy qz qw], got "
@@ -101,7 +108,9 @@ class CameraRecord:
         return invert_transform(transform_from_translation_quaternion(pose[:3], pose[3:]))
 
     def sync(self) -> CameraSync:
-        return CameraSync(self.name, round(self.time_offset * 1e9), round(self.tolerance * 1e9))
+        """Matching settings: stamps + time_offset - delay are compared with the cloud's."""
+        offset = round((self.time_offset - self.delay) * 1e9)
+        return CameraSync(self.name, offset, round(self.tolerance * 1e9))
 
     @property
     def data_topic(self) -> str:
@@ -111,7 +120,7 @@ class CameraRecord:
 
 #: Record fields that are node parameters (``camera.<name>.<field>``); topics are not: a
 #: node's topics are <name>/image and <name>/camera_info, remapped by launch.
-NODE_FIELDS = ("transport", "projection", "time_offset", "tolerance", "extrinsics")
+NODE_FIELDS = ("transport", "projection", "time_offset", "delay", "tolerance", "extrinsics")
 
 
 def camera_fields() -> list[tuple[str, Any, str, tuple[str, ...]]]:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+from rclpy.duration import Duration
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, PointCloud2
 
@@ -63,10 +64,11 @@ from seg_perception.ros.pointcloud2 import (
     pointcloud2_to_array,
     replaced_fields,
 )
+from seg_perception.ros.tf_motion import TfMotion
 
 MAX_CAMERAS = 8
 #: Ranges of the numeric camera parameters (descriptors; the record checks them too).
-CAMERA_RANGES = {"time_offset": (-10.0, 10.0), "tolerance": (0.0, 10.0)}
+CAMERA_RANGES = {"time_offset": (-10.0, 10.0), "delay": (-1.0, 1.0), "tolerance": (0.0, 10.0)}
 #: Latency samples per camera behind the adaptive wait.
 LATENCY_SAMPLES = 50
 
@@ -91,6 +93,13 @@ FUSION_COMPONENT_PARAMS = (
     Param("fixed_frame", "", "Motion compensation: a fixed frame (odom, map) through which "
           "each camera sees the sweep moved from the cloud's stamp to its own (tf2 "
           "lookup_transform_full); empty: off."),
+    Param("deskew", "auto", "With fixed_frame: also move each point from its firing time "
+          "(the cloud's per-point time field) to the cloud's stamp before projecting. auto: "
+          "when the cloud has a time field; on: clouds without one are dropped; off.",
+          choices=("auto", "on", "off")),
+    Param("time_field", "", "The per-point time field for deskew; empty: the first of t, "
+          "time, timestamp, offset_time (32/64-bit integers are ns, floats s; absolute times "
+          "are recognised)."),
 )  # fmt: skip
 
 
@@ -183,6 +192,11 @@ class FusionComponent:
             on_drop=self._matcher_dropped,
         )
         self.tf_buffer = self._tf_buffer()
+        fixed = self.params["fixed_frame"]
+        self.motion = (
+            TfMotion(self.tf_buffer, fixed, self.params["deskew"], self.params["time_field"])
+            if fixed else None
+        )  # fmt: skip
         qos = node.output_qos
         self.cloud_pub = node.create_publisher(PointCloud2, "labeled_points", qos)
         self.rgb_pub = node.create_publisher(PointCloud2, "labeled_points_rgb", qos)
@@ -418,10 +432,19 @@ class FusionComponent:
                     )
                 continue
             offsets.append(match.delta_ns / 1e9)
+        fusion_xyz = None
+        if self.motion is not None and fused:
+            fusion_xyz, how = self.motion.deskewed(cloud, cloud_msg.header)
+            self.diagnostics.count(
+                f"clouds {'de-skewed' if fusion_xyz is not None else 'not de-skewed'} ({how})"
+            )
         segment_ms = (time.perf_counter() - start) * 1e3
         result = self.pipeline.process(
-            Frame(cloud, [f.input for f in fused], matched.stamp_ns, cloud_msg.header.frame_id)
-        )
+            Frame(
+                cloud, [f.input for f in fused], matched.stamp_ns, cloud_msg.header.frame_id,
+                fusion_xyz,
+            )
+        )  # fmt: skip
         result.timings_ms = {"segment_cameras": segment_ms, **result.timings_ms}
         if self.on_fused is not None:
             self.on_fused(fused, result)
@@ -466,8 +489,10 @@ class FusionComponent:
         if transform is None:
             transform = self._lookup(frame_id, cloud_header)
         motion = (0.0, 0.0)
-        if self.params["fixed_frame"]:
-            delta = self._motion(cloud_header, self.data.header(item.message), camera)
+        if self.motion is not None:
+            offset = Duration(nanoseconds=round(camera.record.time_offset * 1e9))
+            camera_time = Time.from_msg(self.data.header(item.message).stamp) + offset
+            delta = self.motion.camera_delta(cloud_header, camera_time, camera.name)
             transform = transform @ delta
             motion = describe_motion(delta)
         camera_input = CameraInput(
@@ -484,8 +509,6 @@ class FusionComponent:
         return FusedCamera(camera, item.message, camera_input, segmentation, motion)
 
     def _lookup(self, camera_frame: str, cloud_header: Any) -> np.ndarray:
-        from rclpy.duration import Duration
-
         try:
             stamped = self.tf_buffer.lookup_transform(
                 camera_frame, cloud_header.frame_id, Time.from_msg(cloud_header.stamp),
@@ -500,29 +523,6 @@ class FusionComponent:
             return transform_from_translation_quaternion((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
         except TransformError as error:
             raise FrameDropError("bad transform", str(error)) from None
-
-    def _motion(self, cloud_header: Any, image_header: Any, camera: CameraState) -> np.ndarray:
-        """LiDAR frame at the cloud's stamp -> LiDAR frame at the camera's (stamp + its time
-        offset), through the fixed frame: tf2's lookup_transform_full (core/motion.py)."""
-        from rclpy.duration import Duration
-
-        lidar = cloud_header.frame_id
-        camera_time = Time.from_msg(image_header.stamp) + Duration(
-            nanoseconds=camera.sync.offset_ns
-        )
-        try:
-            stamped = self.tf_buffer.lookup_transform_full(
-                lidar, camera_time, lidar, Time.from_msg(cloud_header.stamp),
-                self.params["fixed_frame"], timeout=Duration(seconds=0.0),
-            )  # fmt: skip
-        except Exception as error:  # tf2 raises several types
-            raise FrameDropError(
-                "no transform",
-                f"no motion of {lidar} in {self.params['fixed_frame']} between the cloud and "
-                f"camera '{camera.name}': {error}",
-            ) from None
-        t, q = stamped.transform.translation, stamped.transform.rotation
-        return transform_from_translation_quaternion((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
 
     def _publish(
         self, cloud_msg: PointCloud2, cloud: np.ndarray, result: FrameResult,

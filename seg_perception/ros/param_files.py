@@ -24,7 +24,8 @@ NODES = {
 CAMERA_EXAMPLE = """\
 # Per camera <name> listed in `cameras` (declared at start-up; `camera`, singular, so the
 # YAML key does not clash with the `cameras` list):
-#   camera.<name>.time_offset: 0.0   # s added to the camera stamps before matching
+#   camera.<name>.time_offset: 0.0   # s added to the camera stamps (its clock's bias)
+#   camera.<name>.delay: 0.0         # s after the cloud's stamp it exposes (trigger timing)
 #   camera.<name>.tolerance: 0.05    # s; match window (keep under half the camera period)
 #   camera.<name>.projection: "auto"  # raw (K + D) | rectified (image_rect: P) | auto
 #   camera.<name>.extrinsics: [x, y, z, qx, qy, qz, qw]
