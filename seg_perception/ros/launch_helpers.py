@@ -36,17 +36,30 @@ Parameters of a node, last wins: its own file (``<node>_params_file``), the extr
 
 from __future__ import annotations
 
-import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from seg_perception.ros.launch_topics import (
+    _NAME_RE,
+    MAX_CAMERAS,
+    NONE,
+    LaunchArgumentError,
+    camera_topics,
+    check_topic,
+    given,
+    image_remappings,
+    launch_cameras,
+    parse_cameras,
+    record_overrides,
+    topic_for,
+)
+
+__all__ = ["LaunchArgumentError", "camera_topics", "parse_cameras", "topic_for"]
+
 PACKAGE = "seg_perception"
-MAX_CAMERAS = 8
-#: The value that switches an optional argument off (``ros2 launch`` cannot pass ``""``).
-NONE = "none"
 
 #: Executables installed in ``lib/seg_perception`` -> the module whose ``main`` they run.
 EXECUTABLES = {
@@ -64,13 +77,6 @@ FASTDDS_PROFILE_VARIABLES = (FASTDDS_PROFILE_VARIABLE, "FASTDDS_DEFAULT_PROFILES
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 BACKENDS = ("auto", "onnxruntime", "torch", "tensorrt")
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-_TOKEN = r"[A-Za-z_][A-Za-z0-9_]*"
-_TOKEN_RE = re.compile(rf"^{_TOKEN}$")
-_NAME_RE = re.compile(rf"^/?{_TOKEN}(/{_TOKEN})*$")  # a topic name or namespace, no "~"
-
-
-class LaunchArgumentError(ValueError):
-    """A launch argument that cannot work; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +150,11 @@ _ARGS = {
                  "one level deeper, in <namespace>/<camera>.", "no namespace"),
         Argument("cameras", "front", f"Comma-separated camera names, 1-{MAX_CAMERAS} distinct "
                  "ROS name tokens, e.g. 'front,left,right'."),
+        Argument("rig", NONE, "Rig file (YAML, as replay --rig): per camera its name, "
+                 "image_topic, info_topic, transport, projection, time_offset, delay, "
+                 "tolerance, extrinsics. Replaces cameras and the topic patterns, and sets "
+                 "each camera's camera.<name>.* parameters (its defaults where it is silent).",
+                 "cameras and the topic patterns"),
         Argument("image_topic_pattern", "/{name}/image_raw", "Absolute sensor_msgs/Image topic "
                  "of each camera; {name} is the camera name (compressed: <topic>/compressed)."),
         Argument("camera_info_topic_pattern", "/{name}/camera_info", "Absolute "
@@ -215,25 +226,25 @@ LAUNCH_ARGUMENTS: dict[str, tuple[Argument, ...]] = {
     launch_file: tuple(_ARGS[name] for name in names)
     for launch_file, names in {
         "perception": (
-            "namespace", "cameras", "image_topic_pattern", "camera_info_topic_pattern",
+            "namespace", "cameras", "rig", "image_topic_pattern", "camera_info_topic_pattern",
             "lidar_topic", *_ENGINE_ARGUMENTS, "publish_confidence", "lidar_segmentation",
             "single_process", "params_file", "camera_params_file", "lidar_params_file",
             "fusion_params_file", "pipeline_params_file", "rviz", "rviz_config", *_COMMON,
         ),
         "camera_segmentation": (
-            "namespace", "cameras", "image_topic_pattern", *_ENGINE_ARGUMENTS, "publish_confidence",
-            "params_file", "camera_params_file", *_COMMON,
+            "namespace", "cameras", "rig", "image_topic_pattern", *_ENGINE_ARGUMENTS,
+            "publish_confidence", "params_file", "camera_params_file", *_COMMON,
         ),
         "lidar_segmentation": (
             "namespace", "lidar_topic", "params_file", "lidar_params_file", *_COMMON,
         ),
         "fusion": (
-            "namespace", "cameras", "camera_info_topic_pattern", "points_topic",
+            "namespace", "cameras", "rig", "camera_info_topic_pattern", "points_topic",
             "labels_topic_pattern", "use_confidence", "label_set", "params_file",
             "fusion_params_file", *_COMMON,
         ),
         "pipeline": (
-            "namespace", "cameras", "image_topic_pattern", "camera_info_topic_pattern",
+            "namespace", "cameras", "rig", "image_topic_pattern", "camera_info_topic_pattern",
             "lidar_topic", *_ENGINE_ARGUMENTS, "params_file", "pipeline_params_file", "rviz",
             "rviz_config", *_COMMON,
         ),
@@ -250,12 +261,6 @@ def default_values(launch_file: str, share: str | Path) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- parsing
-def given(text: str | None) -> str:
-    """An optional argument's value, or ``""`` when it is ``none`` (any case) or empty."""
-    value = (text or "").strip()
-    return "" if value.lower() == NONE else value
-
-
 def parse_bool(text: str, name: str) -> bool:
     value = text.strip().lower()
     if value in _TRUE:
@@ -263,25 +268,6 @@ def parse_bool(text: str, name: str) -> bool:
     if value in _FALSE:
         return False
     raise LaunchArgumentError(f"launch argument '{name}' must be true or false, got '{text}'")
-
-
-def parse_cameras(text: str) -> list[str]:
-    """``"front, left"`` -> ``["front", "left"]``: 1-8 distinct ROS name tokens."""
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    if not 1 <= len(names) <= MAX_CAMERAS:
-        raise LaunchArgumentError(
-            f"launch argument 'cameras' needs 1-{MAX_CAMERAS} comma-separated names, got '{text}'"
-        )
-    for name in names:
-        if not _TOKEN_RE.match(name):
-            raise LaunchArgumentError(
-                f"camera name '{name}' is not a ROS name token (letters, digits and _, "
-                "not starting with a digit)"
-            )
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise LaunchArgumentError(f"camera names must be distinct: {', '.join(duplicates)} repeat")
-    return names
 
 
 def parse_namespace(text: str) -> str:
@@ -306,43 +292,6 @@ def parse_log_level(text: str) -> str:
             f"launch argument 'log_level' must be one of {', '.join(LOG_LEVELS)}, got '{text}'"
         )
     return level
-
-
-def check_topic(topic: str, argument: str, absolute: bool = True) -> str:
-    topic = topic.strip()
-    if not _NAME_RE.match(topic):
-        raise LaunchArgumentError(
-            f"launch argument '{argument}' gives '{topic}', not a valid ROS topic name"
-        )
-    if absolute and not topic.startswith("/"):
-        raise LaunchArgumentError(
-            f"launch argument '{argument}' must give an absolute topic (starting with /), got "
-            f"'{topic}': relative names would resolve differently in each node's namespace"
-        )
-    return topic
-
-
-def topic_for(pattern: str, camera: str, argument: str, absolute: bool = True) -> str:
-    """The topic of ``camera`` from a pattern such as ``/{name}/image_raw``."""
-    topic = pattern.replace("{name}", camera)
-    if "{" in topic or "}" in topic:
-        raise LaunchArgumentError(
-            f"launch argument '{argument}' ('{pattern}') may only use the placeholder {{name}}"
-        )
-    return check_topic(topic, argument, absolute)
-
-
-def camera_topics(
-    pattern: str, cameras: list[str], argument: str, absolute: bool = True
-) -> dict[str, str]:
-    """Camera name -> topic; distinct cameras must get distinct topics."""
-    topics = {name: topic_for(pattern, name, argument, absolute) for name in cameras}
-    if len(cameras) > 1 and len(set(topics.values())) < len(cameras):
-        raise LaunchArgumentError(
-            f"launch argument '{argument}' ('{pattern}') gives every camera the same topic: "
-            "put {name} in it"
-        )
-    return topics
 
 
 def engine_overrides(values: Mapping[str, str]) -> dict[str, Any]:
@@ -410,8 +359,7 @@ def _parameters(
 
 
 def camera_segmentation_nodes(values: Mapping[str, str]) -> list[NodeSpec]:
-    cameras = parse_cameras(values["cameras"])
-    images = camera_topics(values["image_topic_pattern"], cameras, "image_topic_pattern")
+    records = launch_cameras(values, images=True, infos=False)
     overrides = engine_overrides(values)
     overrides["publish_confidence"] = parse_bool(
         values.get("publish_confidence", "false"), "publish_confidence"
@@ -419,15 +367,16 @@ def camera_segmentation_nodes(values: Mapping[str, str]) -> list[NodeSpec]:
     return [
         NodeSpec(
             executable="camera_segmentation_node",
-            name=f"{camera}_segmentation",
-            namespace=camera,
-            parameters=_parameters(values, "camera_params_file", overrides),
-            remappings=(
-                ("image", images[camera]),
-                ("image/compressed", f"{images[camera]}/compressed"),
+            name=f"{record.name}_segmentation",
+            namespace=record.name,
+            parameters=_parameters(
+                values, "camera_params_file",
+                {**overrides, "compressed": True} if record.transport == "compressed"
+                else overrides,
             ),
+            remappings=tuple(image_remappings(record)),
         )
-        for camera in cameras
+        for record in records
     ]  # fmt: skip
 
 
@@ -441,21 +390,28 @@ def lidar_segmentation_node(values: Mapping[str, str]) -> NodeSpec:
     )
 
 
+def _camera_overrides(values: Mapping[str, str], records: list) -> dict[str, Any]:
+    """``cameras`` in order, and with a rig file every camera's ``camera.<name>.*``."""
+    overrides: dict[str, Any] = {"cameras": [r.name for r in records]}
+    if given(values.get("rig")):
+        overrides.update(record_overrides(records))
+    return overrides
+
+
 def fusion_node(values: Mapping[str, str], points: str, use_confidence: bool) -> NodeSpec:
-    cameras = parse_cameras(values["cameras"])
-    infos = camera_topics(values["camera_info_topic_pattern"], cameras, "camera_info_topic_pattern")
+    records = launch_cameras(values, images=False, infos=True)
     labels_pattern = given(values.get("labels_topic_pattern"))  # fusion.launch.py only
-    labels = (
-        camera_topics(labels_pattern, cameras, "labels_topic_pattern", absolute=False)
-        if labels_pattern
-        else {}
-    )
+    names = [r.name for r in records]
+    labels = {r.name: r.labels_topic for r in records if r.labels_topic}
+    if labels_pattern:
+        pattern = camera_topics(labels_pattern, names, "labels_topic_pattern", absolute=False)
+        labels = {**pattern, **labels}
     remappings = [("points", points)]
-    for camera in cameras:
-        remappings.append((f"{camera}/camera_info", infos[camera]))
-        if camera in labels:
-            remappings.append((f"{camera}/labels", labels[camera]))
-    overrides: dict[str, Any] = {"cameras": cameras, "use_confidence": use_confidence}
+    for record in records:
+        remappings.append((f"{record.name}/camera_info", record.info_topic))
+        if record.name in labels:
+            remappings.append((f"{record.name}/labels", labels[record.name]))
+    overrides = {**_camera_overrides(values, records), "use_confidence": use_confidence}
     if given(values.get("label_set")):
         overrides["label_set"] = given(values["label_set"])
     return NodeSpec(
@@ -468,15 +424,12 @@ def fusion_node(values: Mapping[str, str], points: str, use_confidence: bool) ->
 
 
 def pipeline_node(values: Mapping[str, str]) -> NodeSpec:
-    cameras = parse_cameras(values["cameras"])
-    images = camera_topics(values["image_topic_pattern"], cameras, "image_topic_pattern")
-    infos = camera_topics(values["camera_info_topic_pattern"], cameras, "camera_info_topic_pattern")
+    records = launch_cameras(values, images=True, infos=True)
     remappings = [("points", check_topic(values["lidar_topic"], "lidar_topic"))]
-    for camera in cameras:
-        remappings.append((f"{camera}/image", images[camera]))
-        remappings.append((f"{camera}/image/compressed", f"{images[camera]}/compressed"))
-        remappings.append((f"{camera}/camera_info", infos[camera]))
-    overrides: dict[str, Any] = {"cameras": cameras, **engine_overrides(values)}
+    for record in records:
+        remappings += image_remappings(record, prefix=f"{record.name}/")
+        remappings.append((f"{record.name}/camera_info", record.info_topic))
+    overrides = {**_camera_overrides(values, records), **engine_overrides(values)}
     if "engine.label_set" in overrides:
         overrides["label_set"] = overrides["engine.label_set"]
     return NodeSpec(
