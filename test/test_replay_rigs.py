@@ -66,7 +66,9 @@ def test_found_cameras_include_compressed_topics(bags, tmp_path):
     assert summary.images_read == {"front": 2}  # found as /front/image_raw/compressed
 
 
-def test_a_rig_file_sets_each_camera_and_a_missing_camera_keeps_the_indices(bags, tmp_path):
+def test_a_rig_file_sets_each_camera_and_a_missing_camera_keeps_the_indices(
+    bags, tmp_path, capsys
+):
     rig = tmp_path / "rig.yaml"
     rig.write_text(
         yaml.safe_dump(
@@ -86,6 +88,9 @@ def test_a_rig_file_sets_each_camera_and_a_missing_camera_keeps_the_indices(bags
     out = tmp_path / "o"
     argv = ["replay", str(bags["raw"]), "--cloud-topic", "/lidar/points", "--rig", str(rig)]
     assert main([*argv, "--out", str(out), "--no-lidar-segmentation"]) == 0
+    printed = capsys.readouterr().out
+    assert "WARNING: camera 'ghost' labeled no cloud in the whole bag" in printed
+    assert "camera 'front' labeled no cloud" not in printed
     for cloud in labeled_clouds(out):
         labeled = cloud["label"] != 255
         assert labeled.sum() > 1000

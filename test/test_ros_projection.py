@@ -97,3 +97,6 @@ def test_rectified_projection_ignores_the_lens_d(tmp_path):
     assert (got["truth"] != 255).sum() > 100
     np.testing.assert_array_equal(got["rect"], got["truth"])
     assert (got["auto"] != got["truth"]).mean() > 0.05  # D applied to a rectified image
+    auto_log = output_of(processes[names.index("auto")])
+    assert "camera 'front': projection auto chose raw" in auto_log, auto_log[-2000:]
+    assert "projection auto chose" not in output_of(processes[names.index("rect")])

@@ -142,6 +142,15 @@ class ReplaySummary:
     lidar_only: bool = False
     #: Motion compensation per cloud, e.g. "de-skewed (time field 't')": count.
     motion: Counter = field(default_factory=Counter)
+    #: Clouds each configured camera contributed to, by name (every camera listed).
+    cameras_used: Counter = field(default_factory=Counter)
+
+    @property
+    def unused_cameras(self) -> list[str]:
+        """Cameras that labeled no processed cloud in the whole bag."""
+        if not self.clouds_processed:
+            return []
+        return [name for name, n in self.cameras_used.items() if n == 0]
 
     @property
     def accounted(self) -> bool:
@@ -159,6 +168,11 @@ class ReplaySummary:
         lines += [f"  dropped: {reason}: {n}" for reason, n in sorted(self.dropped.items())]
         lines += [f"  camera warning: {w}: {n}" for w, n in sorted(self.camera_warnings.items())]
         lines += [f"motion compensation: {what}: {n}" for what, n in sorted(self.motion.items())]
+        lines += [
+            f"WARNING: camera '{name}' labeled no cloud in the whole bag ({self.images_read[name]} "
+            "of its messages read): check its topics, time_offset, delay and tolerance"
+            for name in self.unused_cameras
+        ]
         total = sum(self.timings_ms.values()) or 1.0
         lines.append(
             f"time {self.wall_s:.2f} s ({self.clouds_processed / max(self.wall_s, 1e-9):.2f} "
@@ -353,6 +367,7 @@ class Replayer:
             return
         matcher = StampMatcher([c.sync() for c in cameras], max_pending=self.config.max_pending)
         index_of_image = {c.data_topic: i for i, c in enumerate(cameras)}
+        self.summary.cameras_used.update({c.name: 0 for c in cameras})
         camera_of_info = {c.info_topic: c for c in cameras}
         models: dict[str, tuple[CameraModel | None, str, str]] = {}
         topics = {cloud_topic, *index_of_image, *camera_of_info}
@@ -470,6 +485,7 @@ class Replayer:
         timings["convert"] += (time.perf_counter() - start) * 1e3
         try:
             start = time.perf_counter()
+            self.summary.cameras_used.update(c.name for c in used)
             inputs = [
                 self._segment(camera_input, camera, header, cloud_msg.header)
                 for camera_input, camera, header in zip(inputs, used, headers, strict=True)
