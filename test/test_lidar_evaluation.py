@@ -98,16 +98,19 @@ def _run(argv):
 
 def test_eval_ground_command_on_generated_scans(tmp_path, capsys):
     root = _write_generated_dataset(tmp_path / "kitti", seeds=(0, 1))
-    assert _run(["eval-ground", "--data", str(root), "--linefit", "no"]) == 0
+    # (Patchwork++ rows, where it is installed, are tested in test_ground_eval.py.)
+    only_ours = ["eval-ground", "--data", str(root), "--linefit", "no", "--patchwork", "no"]
+    assert _run(only_ours) == 0
     out = capsys.readouterr().out
     rows = [line.split() for line in out.splitlines() if line.startswith(("000", "overall"))]
     assert [r[0] for r in rows] == ["000000", "000001", "overall"]
     precision, recall, f1 = (float(v) for v in rows[-1][3:6])
-    assert precision >= 0.95 and recall >= 0.95 and f1 >= 0.95
+    # The street labels its curb risers sidewalk; they are faces, never ground (issue 13).
+    assert precision >= 0.95 and recall >= 0.92 and f1 >= 0.95
     # A target it misses gives exit status 1; parameters reach the segmenter.
-    assert _run(["eval-ground", "--data", str(root), "--linefit", "no", "--min-f1", "0.999"]) == 1
+    assert _run([*only_ours, "--min-f1", "0.999"]) == 1
     assert "below target" in capsys.readouterr().out
-    args = ["eval-ground", "--data", str(root), "--linefit", "no", "--scans", "000001"]
+    args = [*only_ours, "--scans", "000001"]
     assert _run([*args, "--distance-threshold", "0.3", "--fill-radius", "3"]) == 0
     assert len([ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("000")]) == 1
 

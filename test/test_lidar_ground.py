@@ -72,14 +72,25 @@ def test_semantickitti_points_far_below_the_road_are_unknown(semantickitti):
 # ------------------------------------------------------------------ generated streets
 
 
+def walkable_truth(scene) -> np.ndarray:
+    """Road, sidewalk and terrain, less the curb risers: the street labels its 0.15 m
+    risers "sidewalk", but they are vertical faces, which are never ground (a robot
+    cannot stand on them; the ground segmenter refuses steep faces)."""
+    height = scene.points[:, 2] + scene.lidar.mount_height
+    riser = (scene.point_labels == 1) & (height > 0.005) & (height < 0.145)
+    return np.isin(scene.point_labels, SCENE_GROUND) & ~riser
+
+
 @pytest.mark.parametrize("seed", [0, 2])
 def test_generated_street_ground(seed):
     scene = generate_scene(seed)
     result = segment_ground(scene.points)
-    truth = np.isin(scene.point_labels, SCENE_GROUND)
-    score = score_ground(result.ground, truth)
+    score = score_ground(result.ground, walkable_truth(scene))
     assert score.precision >= 0.95, score
-    assert score.recall >= 0.95, score
+    # The floor at the foot of every face (curbs, tyres, legs) within 6-12 cm of it is
+    # unknown, not ground: floor and face cannot be told apart there.
+    assert score.recall >= 0.93, score
+    assert abs(result.sensor_height - scene.lidar.mount_height) < 0.1  # estimated
     # Cars are obstacles. Only farther away, where the ground rings are metres apart and a
     # car's side is seen without the ground next to it, may its lowest row pass for ground
     # (a cell may rise by the slope limit plus step_tolerance over its neighbours).
@@ -93,11 +104,15 @@ def test_generated_street_ground(seed):
 def test_other_sensor_height_is_a_parameter():
     # A low robot LiDAR (0.8 m): the default (1.73 m) would put the cone in the wrong place.
     scene = generate_scene(1, lidar=LidarSpec(mount_height=0.8))
-    truth = np.isin(scene.point_labels, SCENE_GROUND)
+    truth = walkable_truth(scene)
     score = score_ground(
         segment_ground(scene.points, GroundParams(sensor_height=0.8)).ground, truth
     )
-    assert score.precision >= 0.95 and score.recall >= 0.95, score
+    assert score.precision >= 0.95 and score.recall >= 0.93, score
+    # Not given, it is estimated from the cloud (and reported).
+    estimated = segment_ground(scene.points)
+    assert abs(estimated.sensor_height - 0.8) < 0.05
+    assert score_ground(estimated.ground, truth).f1 >= 0.95
 
 
 # ------------------------------------------------------------------ synthetic road
@@ -188,9 +203,10 @@ def test_synthetic_road_ramp_curb_and_terrain_are_ground(road):
     for name, region in regions.items():
         recall = result.ground[region].mean()
         assert region.sum() > 200 and recall >= 0.98, f"{name}: recall {recall:.3f}"
-    # Right at the curb the 0.5 m cells straddle the step: most still ground.
+    # Right at the curb the 0.5 m cells straddle the step: most still ground (the 12.5 cm
+    # columns that straddle it rise like a face, so their points are unknown).
     edge = ground & (np.abs(y) > 5.5) & (np.abs(y) < 6.5)
-    assert result.ground[edge].mean() >= 0.8
+    assert result.ground[edge].mean() >= 0.75
 
 
 def test_synthetic_road_obstacles_stand_out_even_on_the_ramp(road):
@@ -212,7 +228,8 @@ def test_a_multipath_pit_is_unknown_and_does_not_swallow_the_road(road):
     assert np.all(result.lidar_class[tag == "pit"] == UNKNOWN)
     near_pit = (tag == "ground") & (np.hypot(points[:, 0] - 7.7, points[:, 1]) < 5.0)
     assert near_pit.sum() > 500
-    assert result.ground[near_pit].mean() >= 0.99
+    # (The road right at the car's sides, 2 m away, is the foot of a face: unknown.)
+    assert result.ground[near_pit].mean() >= 0.98
 
 
 def test_steeper_than_the_slope_limit_is_not_ground():
@@ -229,7 +246,7 @@ def test_steeper_than_the_slope_limit_is_not_ground():
 
 def test_result_layout_and_heights():
     points = np.array([[5.0, 0.0, -H], [5.0, 0.5, 1.0 - H], [np.nan, 0, 0]], np.float32)
-    result = segment_ground(points)
+    result = segment_ground(points, GroundParams(sensor_height=H))
     assert result.lidar_class.dtype == np.uint8 and result.lidar_class.shape == (3,)
     assert result.height.dtype == np.float32
     np.testing.assert_array_equal(result.lidar_class, [GROUND, OBSTACLE, UNKNOWN])
@@ -260,11 +277,17 @@ def test_all_nan_zero_and_out_of_range_points_are_unknown():
 
 
 def test_tiny_clouds_work():
-    one = segment_ground(np.array([[3.0, 0.0, -H]]))
+    # Too few points to estimate a floor from: with the sensor height given, they work.
+    given = GroundParams(sensor_height=H)
+    one = segment_ground(np.array([[3.0, 0.0, -H]]), given)
     assert one.lidar_class.tolist() == [GROUND]
     # 2 m above the ground under the sensor 4 m away: steeper than the slope limit.
-    same = segment_ground(np.tile([[4.0, 1.0, -H + 2.0]], (10, 1)))
+    same = segment_ground(np.tile([[4.0, 1.0, -H + 2.0]], (10, 1)), given)
     assert np.all(same.lidar_class == OBSTACLE)
+    # Without it there is no floor to stand on: no ground, and the result says why.
+    guessed = segment_ground(np.array([[3.0, 0.0, -H]]))
+    assert guessed.lidar_class.tolist() == [OBSTACLE] and guessed.sensor_height is None
+    assert "no floor found" in guessed.warnings[0]
 
 
 def test_clouds_without_xyz_are_rejected_clearly():
@@ -293,6 +316,11 @@ def test_clouds_without_xyz_are_rejected_clearly():
         ("max_range", float("inf"), "finite"),
         ("fill_radius", 1.5, "whole number"),
         ("pit_depth", "deep", "finite number"),
+        ("max_tilt_deg", 90.0, r"\[0, 90\)"),
+        ("max_face_deg", 0.0, r"\(0, 90\]"),
+        ("max_face_deg", 91.0, r"\(0, 90\]"),
+        ("roll_deg", 200.0, r"\[-180, 180\]"),
+        ("face_band", 0.0, "must be > 0"),
     ],
 )
 def test_absurd_parameters_raise_clear_errors(field, value, message):

@@ -23,7 +23,9 @@ from seg_perception.lidar.options import (
 
 #: A value other than the default for every field (kept valid together).
 CHANGED = {
-    "sensor_height": 2.1, "cell_size": 0.4, "max_slope_deg": 14.0, "step_tolerance": 0.12,
+    "sensor_height": 2.1, "max_tilt_deg": 15.0, "roll_deg": 1.5, "pitch_deg": -2.0,
+    "cell_size": 0.4, "max_slope_deg": 14.0, "max_face_deg": 40.0, "face_band": 0.3,
+    "step_tolerance": 0.12,
     "max_global_slope_deg": 9.0, "height_margin": 0.6, "seed_band": 0.12,
     "distance_threshold": 0.1, "distance_threshold_per_m": 0.001, "below_ground_threshold": 0.6,
     "pit_depth": 0.3, "fill_radius": 3, "min_range": 0.7, "max_range": 100.0,

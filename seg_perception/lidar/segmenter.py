@@ -32,8 +32,12 @@ class GeometricCloudSegmenter:
         self.ground = ground or GroundParams()
         self.clustering = clustering
         self.description = (
-            f"geometric ground (slope-limited {self.ground.cell_size:g} m grid, sensor "
-            f"{self.ground.sensor_height:g} m)"
+            f"geometric ground (slope-limited {self.ground.cell_size:g} m grid, "
+            + (
+                f"sensor {self.ground.sensor_height:g} m)"
+                if self.ground.sensor_height > 0
+                else "sensor height estimated per cloud)"
+            )
             + (
                 f" + Euclidean clusters ({clustering.tolerance:g} m)"
                 if clustering is not None
