@@ -27,6 +27,7 @@ setup(
     ],
     extras_require={
         "bag": ["rosbags>=0.10"],
+        "fleet": ["rosbags>=0.10", "ray>=2.9"],
         "test": ["pytest>=7,<9", "rosbags>=0.10"],
     },
     entry_points={

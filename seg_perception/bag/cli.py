@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from seg_perception.bag.io import EXIT_BAD_INPUT, EXIT_MODEL_FAILURE, BagError
 
@@ -38,6 +39,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     )
     replay.add_argument("bag", help="input bag folder")
     replay.add_argument("--out", required=True, help="output bag folder (must not exist)")
+    add_replay_options(replay)
+    replay.set_defaults(func=_replay)
+    _add_other_parsers(commands)
+
+
+def add_replay_options(replay: argparse.ArgumentParser) -> None:
+    """Every replay setting as flags: ``replay`` and ``fleet`` declare them here, once."""
     replay.add_argument(
         "--cloud-topic", default="", help="PointCloud2 topic (default: the only one)"
     )
@@ -91,16 +99,15 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     add_fusion_options(replay)
     _add_engine_options(replay)
     add_segmenter_options(replay)  # the nodes' ground.* / cluster.* settings, as flags
-    replay.set_defaults(func=_replay)
 
+
+def _add_other_parsers(commands: argparse._SubParsersAction) -> None:
     regress = commands.add_parser(
         "regress", help="compare a replay output bag with a golden one; exit 1 on regression"
     )
     regress.add_argument("output", help="the new replay output bag")
     regress.add_argument("golden", help="the golden replay output bag")
-    regress.add_argument("--min-point-agreement", type=float, default=1.0)
-    regress.add_argument("--min-pixel-agreement", type=float, default=1.0)
-    regress.add_argument("--max-class-count-change", type=float, default=0.0)
+    add_tolerance_options(regress)
     regress.set_defaults(func=_regress)
 
     make = commands.add_parser(
@@ -124,6 +131,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "sensor was when it fired, a per-point time field",
     )  # fmt: skip
     make.set_defaults(func=_make_bag)
+    from seg_perception.fleet.cli import add_parser as add_fleet_parser
+
+    add_fleet_parser(commands)
 
 
 def _cameras(specs: list[str], rig: str = "", tolerance: float = 0.05) -> list:
@@ -149,17 +159,14 @@ def _cameras(specs: list[str], rig: str = "", tolerance: float = 0.05) -> list:
     return cameras
 
 
-def _replay(args: argparse.Namespace) -> int:
+def replay_config_from_args(args: argparse.Namespace) -> Any:
+    """The ReplayConfig of :func:`add_replay_options`' flags."""
+    from seg_perception.bag.replay import ReplayConfig
+    from seg_perception.cli import fusion_config_from_args
 
-    from seg_perception.bag.replay import ReplayConfig, ReplayModelError, replay
-    from seg_perception.cli import _engine_config, fusion_config_from_args
-    from seg_perception.engines.factory import create_engine, find_default_model
-    from seg_perception.lidar.options import segmenter_from_args
-
-    cameras = _cameras(args.camera, args.rig, args.tolerance)
-    config = ReplayConfig(
+    return ReplayConfig(
         cloud_topic=args.cloud_topic,
-        cameras=cameras,
+        cameras=_cameras(args.camera, args.rig, args.tolerance),
         fusion=fusion_config_from_args(args),
         segment_cloud=not args.no_lidar_segmentation,
         calibration=args.calibration,
@@ -171,20 +178,35 @@ def _replay(args: argparse.Namespace) -> int:
         deskew=args.deskew,
         time_field=args.time_field,
     )
-    # Check the bag and its topics before loading a model: bad input fails fast.
-    from seg_perception.bag.io import open_bag, topic_types
-    from seg_perception.bag.replay import find_topics
 
+
+def engine_config_for(args: argparse.Namespace) -> Any:
+    """The EngineConfig images would be segmented with (``--model`` or the default one);
+    raises BagError when there is none."""
+    from seg_perception.cli import _engine_config
+    from seg_perception.engines.factory import find_default_model
+
+    model, note = (args.model, "") if args.model else find_default_model()
+    if not model:
+        raise BagError(f"images must be segmented but {note}")
+    return _engine_config(args, model)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from seg_perception.bag.io import open_bag, topic_types
+    from seg_perception.bag.replay import ReplayModelError, find_topics, replay
+    from seg_perception.engines.factory import create_engine
+    from seg_perception.lidar.options import segmenter_from_args
+
+    config = replay_config_from_args(args)
+    # Check the bag and its topics before loading a model: bad input fails fast.
     with open_bag(args.bag) as reader:
         _, cameras = find_topics(topic_types(reader), config)
     if Path(args.out).exists():
         raise BagError(f"output bag {args.out} exists already: remove it or pick another")
     engine = None
     if cameras and not all(c.labels_topic for c in cameras):
-        model, note = (args.model, "") if args.model else find_default_model()
-        if not model:
-            raise BagError(f"images must be segmented but {note}")
-        engine = create_engine(_engine_config(args, model))
+        engine = create_engine(engine_config_for(args))
     segmenter = segmenter_from_args(args) if config.segment_cloud else None
     try:
         summary = replay(args.bag, args.out, config, engine, segmenter, progress=True)
@@ -200,13 +222,25 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def _regress(args: argparse.Namespace) -> int:
-    from seg_perception.bag.regress import EXIT_REGRESSION, Tolerances, regress
+def add_tolerance_options(parser: argparse.ArgumentParser) -> None:
+    """What a regression is (``regress`` and ``fleet``)."""
+    parser.add_argument("--min-point-agreement", type=float, default=1.0)
+    parser.add_argument("--min-pixel-agreement", type=float, default=1.0)
+    parser.add_argument("--max-class-count-change", type=float, default=0.0)
 
-    tolerances = Tolerances(
+
+def tolerances_from_args(args: argparse.Namespace) -> Any:
+    from seg_perception.bag.regress import Tolerances
+
+    return Tolerances(
         args.min_point_agreement, args.min_pixel_agreement, args.max_class_count_change
     )
-    report = regress(args.output, args.golden, tolerances)
+
+
+def _regress(args: argparse.Namespace) -> int:
+    from seg_perception.bag.regress import EXIT_REGRESSION, regress
+
+    report = regress(args.output, args.golden, tolerances_from_args(args))
     print(report.format())
     return 0 if report.passed else EXIT_REGRESSION
 

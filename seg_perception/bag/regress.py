@@ -92,6 +92,12 @@ class RegressionReport:
     lines: list[str]
     regressions: list[str]
     config_changes: list[str]
+    #: Share of points equal to the golden run's, per field (label, lidar_class), overall.
+    agreement: dict[str, float] = field(default_factory=dict)
+    #: class id -> (golden points, current points), over the compared clouds.
+    class_counts: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: Clouds compared (present in both runs).
+    clouds: int = 0
 
     @property
     def passed(self) -> bool:
@@ -131,7 +137,10 @@ def compare(current: BagOutput, golden: BagOutput, tolerances: Tolerances) -> Re
         regressions.append(f"{len(extra)} cloud(s) not in the golden run, e.g. stamp {extra[0]}")
     counts_now: Counter = Counter()
     counts_golden: Counter = Counter()
-    for stamp in sorted(set(golden.clouds) & set(current.clouds)):
+    same: Counter = Counter()
+    total: Counter = Counter()
+    common = sorted(set(golden.clouds) & set(current.clouds))
+    for stamp in common:
         old, new = golden.clouds[stamp], current.clouds[stamp]
         for name in ("label", "lidar_class"):
             if name not in old:
@@ -141,6 +150,8 @@ def compare(current: BagOutput, golden: BagOutput, tolerances: Tolerances) -> Re
                 continue
             agreement = float(np.mean(new[name] == old[name]))
             changed = int(np.count_nonzero(new[name] != old[name]))
+            same[name] += new[name].size - changed
+            total[name] += new[name].size
             lines.append(
                 f"cloud {stamp}: {name} agreement {100 * agreement:.3f}% ({changed} points changed)"
             )
@@ -177,7 +188,15 @@ def compare(current: BagOutput, golden: BagOutput, tolerances: Tolerances) -> Re
         )
         if abs(change) > tolerances.max_class_count_change:
             regressions.append(f"class {class_id} ({name}) count changed {100 * change:+.2f}%")
-    return RegressionReport(lines, regressions, _config_changes(current.config, golden.config))
+    return RegressionReport(
+        lines, regressions, _config_changes(current.config, golden.config),
+        agreement={name: same[name] / max(total[name], 1) for name in total},
+        class_counts={
+            int(c): (int(counts_golden[c]), int(counts_now[c]))
+            for c in sorted(set(counts_now) | set(counts_golden))
+        },
+        clouds=len(common),
+    )  # fmt: skip
 
 
 def _counts(labels: np.ndarray) -> Counter:

@@ -144,6 +144,8 @@ class ReplaySummary:
     motion: Counter = field(default_factory=Counter)
     #: Clouds each configured camera contributed to, by name (every camera listed).
     cameras_used: Counter = field(default_factory=Counter)
+    #: Points per published label id over the labeled clouds written.
+    class_counts: Counter = field(default_factory=Counter)
 
     @property
     def unused_cameras(self) -> list[str]:
@@ -628,6 +630,8 @@ class Replayer:
         prefix, store = self.config.output_prefix, self.store
         header = cloud_msg.header
         labeled = append_fields(cloud, labeled_fields(result))
+        ids, counts = np.unique(result.fusion.label, return_counts=True)
+        self.summary.class_counts.update(dict(zip(ids.tolist(), counts.tolist(), strict=True)))
         writer.write(
             f"{prefix}/labeled_points", bagmsg.pointcloud2(store, labeled, header), log_time
         )

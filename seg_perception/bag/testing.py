@@ -47,3 +47,24 @@ def replay_and_compare(
     output = Path(workdir) / "replay_output"
     replay(bag, output, config, label_source, cloud_segmenter)
     return regress(output, golden, tolerances)
+
+
+def fleet_and_compare(
+    bags: list[str | Path], golden: str | Path, workdir: str | Path, *options: str
+) -> tuple[int, dict[str, Any]]:
+    """Run ``seg-perception fleet`` on ``bags`` (paths or globs) against the ``golden``
+    fleet run; returns (exit code, the fleet_report.json data). ``options`` are fleet's
+    flags as on the command line (``"--workers", "2"``, ``"--model", "m.onnx"``...)::
+
+        def test_suite_has_not_regressed(tmp_path):
+            code, report = fleet_and_compare(["bags/*"], "golden/", tmp_path, "--workers", "2")
+            assert code == 0, report["overall"]
+    """
+    import json
+
+    from seg_perception.cli import main
+
+    out = Path(workdir) / "fleet_output"
+    code = main(["fleet", *map(str, bags), "--out", str(out), "--golden", str(golden), *options])
+    report = out / "fleet_report.json"
+    return code, json.loads(report.read_text()) if report.is_file() else {}

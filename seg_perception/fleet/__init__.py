@@ -1,0 +1,1 @@
+"""Fleet-scale regression: replay and compare many bags as Ray tasks (``seg-perception fleet``)."""
