@@ -5,6 +5,11 @@ Clouds are paired by stamp. Per cloud: the share of points whose camera ``label`
 overall: per-class point counts. Missing or extra stamps are regressions. Runs of
 different configurations are still compared (that is how a changed setting shows its
 effect), and the configuration differences are listed first.
+
+The two bags are read side by side and each pair is judged as soon as both halves have
+been read, so memory holds only the messages one run has and the other has not reached
+yet (none when both runs have the same frames), not whole bags: an hour of driving
+compares in the memory of a few frames.
 """
 
 from __future__ import annotations
@@ -59,31 +64,43 @@ def _stamp(message: Any) -> int:
     return int(message.header.stamp.sec) * 1_000_000_000 + int(message.header.stamp.nanosec)
 
 
-def read_output(path: str | Path) -> BagOutput:
-    """Label fields, label images and configuration of a replay output bag."""
+def _items(path: str | Path):
+    """(kind, key, value) of a replay output bag in bag order: ("cloud", stamp, fields),
+    ("image", (topic, stamp), pixels), ("classes", None, {id: name})."""
     with open_bag(path) as reader:
-        output = BagOutput(config=json.loads(custom_data(path).get(CONFIG_KEY, "{}")))
         labeled = [c for c in reader.connections if c.topic.endswith("/labeled_points")]
         if not labeled:
             raise BagError(f"{path} has no .../labeled_points topic: not a replay output")
         for connection, _, raw in reader.messages():
-            if connection.topic.endswith("/labeled_points"):
-                message = reader.deserialize(raw, connection.msgtype)
+            topic, msgtype = connection.topic, connection.msgtype
+            if topic.endswith("/labeled_points"):
+                message = reader.deserialize(raw, msgtype)
                 cloud = pointcloud2_to_array(message).reshape(-1)
                 fields = {
                     n: np.array(cloud[n])
                     for n in ("label", "lidar_class")
                     if n in cloud.dtype.names
                 }
-                output.clouds[_stamp(message)] = fields
-            elif connection.topic.endswith("/labels") and connection.msgtype.endswith("Image"):
-                message = reader.deserialize(raw, connection.msgtype)
-                output.images[(connection.topic, _stamp(message))] = np.array(
-                    image_to_array(message)
-                )
-            elif connection.topic.endswith("/class_map"):
-                message = reader.deserialize(raw, connection.msgtype)
-                output.class_names = {int(c.id): c.name for c in message.classes}
+                yield "cloud", _stamp(message), fields
+            elif topic.endswith("/labels") and msgtype.endswith("Image"):
+                message = reader.deserialize(raw, msgtype)
+                yield "image", (topic, _stamp(message)), np.array(image_to_array(message))
+            elif topic.endswith("/class_map"):
+                message = reader.deserialize(raw, msgtype)
+                yield "classes", None, {int(c.id): c.name for c in message.classes}
+
+
+def read_output(path: str | Path) -> BagOutput:
+    """Label fields, label images and configuration of a replay output bag, in memory
+    (for tests and small bags; :func:`regress` streams instead)."""
+    output = BagOutput(config=json.loads(custom_data(path).get(CONFIG_KEY, "{}")))
+    for kind, key, value in _items(path):
+        if kind == "cloud":
+            output.clouds[key] = value
+        elif kind == "image":
+            output.images[key] = value
+        else:
+            output.class_names = value
     return output
 
 
@@ -119,84 +136,143 @@ def _config_changes(current: dict[str, Any], golden: dict[str, Any], prefix: str
     return changes
 
 
-def compare(current: BagOutput, golden: BagOutput, tolerances: Tolerances) -> RegressionReport:
-    """Judge ``current`` against ``golden``."""
-    if golden.class_names and current.class_names and golden.class_names != current.class_names:
-        raise BagError(
-            "the golden bag uses another label set "
-            f"({len(golden.class_names)} classes vs {len(current.class_names)}): not comparable"
-        )
-    regressions, lines = [], []
-    missing = sorted(set(golden.clouds) - set(current.clouds))
-    extra = sorted(set(current.clouds) - set(golden.clouds))
-    if missing:
-        regressions.append(
-            f"{len(missing)} cloud(s) of the golden run are missing, e.g. stamp {missing[0]}"
-        )
-    if extra:
-        regressions.append(f"{len(extra)} cloud(s) not in the golden run, e.g. stamp {extra[0]}")
-    counts_now: Counter = Counter()
-    counts_golden: Counter = Counter()
-    same: Counter = Counter()
-    total: Counter = Counter()
-    common = sorted(set(golden.clouds) & set(current.clouds))
-    for stamp in common:
-        old, new = golden.clouds[stamp], current.clouds[stamp]
+class _Judge:
+    """Judges pairs as they come and keeps only running totals."""
+
+    def __init__(self, tolerances: Tolerances) -> None:
+        self.tolerances = tolerances
+        self.lines: list[str] = []
+        self.regressions: list[str] = []
+        self.counts_now: Counter = Counter()
+        self.counts_golden: Counter = Counter()
+        self.same: Counter = Counter()
+        self.total: Counter = Counter()
+        self.clouds = 0
+        self.golden_names: dict[int, str] = {}
+
+    def cloud(self, stamp: int, new: dict[str, np.ndarray], old: dict[str, np.ndarray]) -> None:
+        self.clouds += 1
         for name in ("label", "lidar_class"):
             if name not in old:
                 continue
             if name not in new or new[name].shape != old[name].shape:
-                regressions.append(f"cloud {stamp}: field '{name}' missing or of another size")
+                self.regressions.append(f"cloud {stamp}: field '{name}' missing or of another size")
                 continue
-            agreement = float(np.mean(new[name] == old[name]))
             changed = int(np.count_nonzero(new[name] != old[name]))
-            same[name] += new[name].size - changed
-            total[name] += new[name].size
-            lines.append(
+            agreement = 1.0 - changed / max(new[name].size, 1)
+            self.same[name] += new[name].size - changed
+            self.total[name] += new[name].size
+            self.lines.append(
                 f"cloud {stamp}: {name} agreement {100 * agreement:.3f}% ({changed} points changed)"
             )
-            if agreement < tolerances.min_point_agreement:
-                regressions.append(
+            if agreement < self.tolerances.min_point_agreement:
+                self.regressions.append(
                     f"cloud {stamp}: {name} agreement {100 * agreement:.3f}% < "
-                    f"{100 * tolerances.min_point_agreement:.3f}%"
+                    f"{100 * self.tolerances.min_point_agreement:.3f}%"
                 )
-        counts_now.update(_counts(new["label"]))
-        counts_golden.update(_counts(old["label"]))
-    for key in sorted(set(golden.images) & set(current.images)):
-        old_image, new_image = golden.images[key], current.images[key]
-        if old_image.shape != new_image.shape:
-            regressions.append(
-                f"{key[0]} at {key[1]}: size {new_image.shape} vs golden {old_image.shape}"
+        self.counts_now.update(_counts(new["label"]))
+        self.counts_golden.update(_counts(old["label"]))
+
+    def image(self, key: tuple[str, int], new: np.ndarray, old: np.ndarray) -> None:
+        if old.shape != new.shape:
+            self.regressions.append(f"{key[0]} at {key[1]}: size {new.shape} vs golden {old.shape}")
+            return
+        agreement = float(np.mean(old == new))
+        if agreement < self.tolerances.min_pixel_agreement:
+            self.regressions.append(f"{key[0]} at {key[1]}: pixel agreement {100 * agreement:.3f}%")
+
+    def unpaired(self, current: dict, golden: dict) -> None:
+        """What one run has and the other has not, at the end."""
+        missing = sorted(k for kind, k in golden if kind == "cloud")
+        extra = sorted(k for kind, k in current if kind == "cloud")
+        if missing:
+            self.regressions.insert(0, f"{len(missing)} cloud(s) of the golden run are missing, "
+                                       f"e.g. stamp {missing[0]}")  # fmt: skip
+        if extra:
+            self.regressions.insert(0, f"{len(extra)} cloud(s) not in the golden run, e.g. "
+                                       f"stamp {extra[0]}")  # fmt: skip
+        images = sum(kind == "image" for kind, _ in golden)
+        if images:
+            self.regressions.append(f"{images} label image(s) of the golden run are missing")
+
+    def report(self, config_changes: list[str]) -> RegressionReport:
+        for class_id in sorted(set(self.counts_now) | set(self.counts_golden)):
+            before, after = self.counts_golden[class_id], self.counts_now[class_id]
+            if before == after:
+                continue
+            name = self.golden_names.get(
+                class_id, "unlabeled" if class_id in (255, 65535) else str(class_id)
             )
-            continue
-        agreement = float(np.mean(old_image == new_image))
-        if agreement < tolerances.min_pixel_agreement:
-            regressions.append(f"{key[0]} at {key[1]}: pixel agreement {100 * agreement:.3f}%")
-    missing_images = sorted(set(golden.images) - set(current.images))
-    if missing_images:
-        regressions.append(f"{len(missing_images)} label image(s) of the golden run are missing")
-    for class_id in sorted(set(counts_now) | set(counts_golden)):
-        before, after = counts_golden[class_id], counts_now[class_id]
-        if before == after:
-            continue
-        name = golden.class_names.get(
-            class_id, "unlabeled" if class_id in (255, 65535) else str(class_id)
+            change = (after - before) / max(before, 1)
+            self.lines.append(
+                f"class {class_id} ({name}): {before} -> {after} points ({100 * change:+.2f}%)"
+            )
+            if abs(change) > self.tolerances.max_class_count_change:
+                self.regressions.append(
+                    f"class {class_id} ({name}) count changed {100 * change:+.2f}%"
+                )
+        return RegressionReport(
+            self.lines, self.regressions, config_changes,
+            agreement={n: self.same[n] / max(self.total[n], 1) for n in self.total},
+            class_counts={
+                int(c): (int(self.counts_golden[c]), int(self.counts_now[c]))
+                for c in sorted(set(self.counts_now) | set(self.counts_golden))
+            },
+            clouds=self.clouds,
+        )  # fmt: skip
+
+
+def _check_classes(current: dict[int, str], golden: dict[int, str]) -> None:
+    if golden and current and golden != current:
+        raise BagError(
+            "the golden bag uses another label set "
+            f"({len(golden)} classes vs {len(current)}): not comparable"
         )
-        change = (after - before) / max(before, 1)
-        lines.append(
-            f"class {class_id} ({name}): {before} -> {after} points ({100 * change:+.2f}%)"
-        )
-        if abs(change) > tolerances.max_class_count_change:
-            regressions.append(f"class {class_id} ({name}) count changed {100 * change:+.2f}%")
-    return RegressionReport(
-        lines, regressions, _config_changes(current.config, golden.config),
-        agreement={name: same[name] / max(total[name], 1) for name in total},
-        class_counts={
-            int(c): (int(counts_golden[c]), int(counts_now[c]))
-            for c in sorted(set(counts_now) | set(counts_golden))
-        },
-        clouds=len(common),
-    )  # fmt: skip
+
+
+def _judge_pairs(judge: _Judge, current, golden) -> tuple[dict, dict]:
+    """Walk both (kind, key, value) streams side by side; a pair is judged when both halves
+    are in; returns what stayed unpaired (current's, golden's)."""
+    pending: tuple[dict, dict] = ({}, {})
+    classes: list[dict[int, str]] = [{}, {}]
+    streams = [iter(current), iter(golden)]
+    alive = [True, True]
+    while any(alive):
+        for side in (0, 1):
+            if not alive[side]:
+                continue
+            item = next(streams[side], None)
+            if item is None:
+                alive[side] = False
+                continue
+            kind, key, value = item
+            if kind == "classes":
+                classes[side] = value
+                _check_classes(classes[0], classes[1])
+                continue
+            other = pending[1 - side].pop((kind, key), None)
+            if other is None:
+                pending[side][(kind, key)] = value
+                continue
+            new, old = (value, other) if side == 0 else (other, value)
+            getattr(judge, kind)(key, new, old)
+    judge.golden_names = classes[1]
+    return pending
+
+
+def compare(current: BagOutput, golden: BagOutput, tolerances: Tolerances) -> RegressionReport:
+    """Judge ``current`` against ``golden`` (both in memory)."""
+
+    def items(output: BagOutput):
+        yield "classes", None, output.class_names
+        for stamp, fields in output.clouds.items():
+            yield "cloud", stamp, fields
+        for key, pixels in output.images.items():
+            yield "image", key, pixels
+
+    judge = _Judge(tolerances)
+    judge.unpaired(*_judge_pairs(judge, items(current), items(golden)))
+    return judge.report(_config_changes(current.config, golden.config))
 
 
 def _counts(labels: np.ndarray) -> Counter:
@@ -207,4 +283,8 @@ def _counts(labels: np.ndarray) -> Counter:
 def regress(
     current: str | Path, golden: str | Path, tolerances: Tolerances | None = None
 ) -> RegressionReport:
-    return compare(read_output(current), read_output(golden), tolerances or Tolerances())
+    """Judge the replay output bag ``current`` against ``golden``, reading both side by side."""
+    configs = [json.loads(custom_data(p).get(CONFIG_KEY, "{}")) for p in (current, golden)]
+    judge = _Judge(tolerances or Tolerances())
+    judge.unpaired(*_judge_pairs(judge, _items(current), _items(golden)))
+    return judge.report(_config_changes(*configs))
