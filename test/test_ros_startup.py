@@ -14,6 +14,8 @@ and the LiDAR segmenter:
    (estimated)`` adds up to exactly what was sent;
 3. the input stops: within ``health.input_timeout`` (1 s here) the level is WARN and the
    message says which input is silent.
+
+/diagnostics also carries the sensor height the ground segmenter used (estimated here).
 """
 
 from __future__ import annotations
@@ -64,9 +66,15 @@ def test_a_node_fed_at_10_hz_from_start_publishes_every_frame_the_first_included
     missing = [k for k in keys if k not in feed.out]
     assert not missing, f"not published: {missing}; diagnostics: {feed.messages('pipeline')}"
     assert all(labeled(feed.out[k][1]) for k in keys)
+    # /diagnostics comes every 0.2 s: wait for the report that counts the last frame.
+    feed.client.spin_until(
+        lambda: feed.counts("pipeline").get("clouds published") == str(STREAM), 2.0
+    )
     counts = feed.counts("pipeline")
     assert counts.get("clouds received") == str(STREAM), counts
     assert "clouds dropped" not in counts, counts
+    # The ground segmenter estimated the sensor height (not given) and says so.
+    assert float(counts["ground: sensor height used (m)"]) == pytest.approx(1.73, abs=0.05)
 
 
 def test_queue_overflow_is_counted_and_a_stopped_input_is_reported(started):

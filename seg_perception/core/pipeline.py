@@ -45,6 +45,11 @@ class CloudSegmentation:
 
     lidar_class: np.ndarray
     cluster_id: np.ndarray | None = None
+    #: The sensor height the ground segmenter used (given or estimated, m); None: unknown
+    #: (no floor found, or a segmenter that does not say).
+    sensor_height: float | None = None
+    #: Why the segmenter may have found no ground (no floor, upside down...).
+    warnings: tuple[str, ...] = ()
 
 
 @runtime_checkable

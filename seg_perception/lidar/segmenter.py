@@ -62,11 +62,12 @@ class GeometricCloudSegmenter:
         if xyz.dtype.names is not None or xyz.ndim != 2 or xyz.shape[1] < 3:
             xyz = cloud_xyz(xyz, np.float32)
         ground = segment_ground(xyz, self.ground)
+        found = {"sensor_height": ground.sensor_height, "warnings": tuple(ground.warnings)}
         if self.clustering is None:
-            return CloudSegmentation(lidar_class=ground.lidar_class)
+            return CloudSegmentation(lidar_class=ground.lidar_class, **found)
         obstacle = ground.lidar_class == OBSTACLE
         if obstacle.any():
             cluster_id = cluster_points(xyz, obstacle, self.clustering)
         else:
             cluster_id = np.full(len(obstacle), NO_CLUSTER, dtype=np.int32)
-        return CloudSegmentation(lidar_class=ground.lidar_class, cluster_id=cluster_id)
+        return CloudSegmentation(lidar_class=ground.lidar_class, cluster_id=cluster_id, **found)

@@ -122,6 +122,17 @@ class Diagnostics:
         self.problems.append(message)
         self.node.get_logger().warning(message)
 
+    def ground(self, segmentation: object) -> None:
+        """What the LiDAR segmenter found out about the sensor (a CloudSegmentation): the
+        sensor height it used (estimated unless given) as a value, and its warnings (no
+        floor, upside down) as problems: WARN while they last, never a silent empty ground."""
+        height = getattr(segmentation, "sensor_height", None)
+        self.counts["ground: sensor height used (m)"] = (
+            round(float(height), 3) if height is not None else "none (no floor found)"
+        )
+        for warning in getattr(segmentation, "warnings", ()):
+            self.problem(f"ground: {warning}")
+
     def time(self, stage: str, milliseconds: float) -> None:
         self.stage_ms.setdefault(stage, deque(maxlen=100)).append(milliseconds)
 

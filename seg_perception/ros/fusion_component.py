@@ -446,6 +446,8 @@ class FusionComponent:
             )
         )  # fmt: skip
         result.timings_ms = {"segment_cameras": segment_ms, **result.timings_ms}
+        if result.lidar is not None:
+            self.diagnostics.ground(result.lidar)
         if self.on_fused is not None:
             self.on_fused(fused, result)
         frame_ids = [f.input.frame_id for f in fused]

@@ -54,7 +54,9 @@ class LidarSegmentationNode(SegPerceptionNode):
             self.diagnostics.skipped("clouds")
             return
         start = time.perf_counter()
-        fields = lidar_fields(self.segmenter.segment(pointcloud2_to_array(message)))
+        segmentation = self.segmenter.segment(pointcloud2_to_array(message))
+        self.diagnostics.ground(segmentation)
+        fields = lidar_fields(segmentation)
         replaced = replaced_fields(message, fields)
         output = append_pointcloud2_fields(message, fields, replace=True)
         self.publisher.publish(output)
