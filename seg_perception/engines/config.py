@@ -6,7 +6,9 @@
 * a ``.engine`` / ``.plan`` file -> a serialized TensorRT engine;
 * a local Hugging Face folder (with ``config.json``) -> PyTorch / transformers;
 * ``random:segformer-b0`` (b0-b5) -> a SegFormer with random weights, for tests and
-  benchmarks where no trained weights can be downloaded;
+  benchmarks where no trained weights can be downloaded; ``random:mask2former``,
+  ``random:oneformer``, ``random:clipseg`` (tiny) and their full-size variants
+  (``engines/random_models.py``) likewise;
 * anything else -> a Hugging Face hub id
   (e.g. ``nvidia/segformer-b0-finetuned-cityscapes-1024-1024``), taken from the local
   cache or downloaded when online.
@@ -107,7 +109,22 @@ class EngineConfig:
     calibration_images: str = ""
     """Folder of images for TensorRT int8 calibration."""
     seed: int = 0
-    """Seed of random:segformer-* weights."""
+    """Seed of random:* weights."""
+    prompts: tuple[str, ...] = ()
+    """Open-vocabulary models (CLIPSeg): one text prompt per class, class id i = prompt i;
+    'text=#rrggbb' sets its color (empty: the names of label_set's classes)."""
+    background_threshold: float = 0.5
+    """Open-vocabulary models: a pixel whose best prompt's probability is below this is
+    unlabeled ("none of these"); 0 gives every pixel a prompt."""
+    panoptic: bool = False
+    """Require a panoptic readout (an instance id per pixel): only universal models
+    (Mask2Former, OneFormer) are accepted."""
+    panoptic_threshold: float = 0.5
+    """Panoptic readout: a query whose class score is not above this makes no segment
+    (transformers' threshold)."""
+    stuff_channels: tuple[int, ...] = ()
+    """Panoptic readout: output channels of stuff classes (road, sky): all their instances
+    form one segment (transformers' label_ids_to_fuse)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -138,10 +155,35 @@ class EngineConfig:
             raise EngineConfigError(f"resize '{self.resize}' needs input_size (height, width)")
         if self.multiple_of < 0:
             raise EngineConfigError(f"multiple_of must be >= 0, got {self.multiple_of}")
+        self._check_readouts()
         try:
             self.explicit_spec()
         except ValueError as error:
             raise EngineConfigError(str(error)) from None
+
+    def _check_readouts(self) -> None:
+        """Prompts, thresholds and stuff channels (open-vocabulary and panoptic readouts)."""
+        from seg_perception.engines.prompts import PromptError, check_prompts
+
+        try:
+            check_prompts(self.prompts)
+        except PromptError as error:
+            raise EngineConfigError(f"prompts: {error}") from None
+        if self.prompts and self.label_set:
+            raise EngineConfigError(
+                "give the classes of an open-vocabulary model once: prompts, or label_set "
+                "(whose class names are then the prompts), not both"
+            )
+        if not 0.0 <= self.background_threshold <= 1.0:
+            raise EngineConfigError(
+                f"background_threshold must be in [0, 1], got {self.background_threshold}"
+            )
+        if not 0.0 <= self.panoptic_threshold < 1.0:
+            raise EngineConfigError(
+                f"panoptic_threshold must be in [0, 1), got {self.panoptic_threshold}"
+            )
+        if any(channel < 0 for channel in self.stuff_channels):
+            raise EngineConfigError(f"stuff_channels must be >= 0, got {self.stuff_channels}")
 
     def explicit_spec(self) -> dict[str, Any]:
         """The model-spec fields this configuration states (the highest precedence)."""
@@ -216,6 +258,8 @@ class EngineConfig:
             "mean",
             "std",
             "void_channels",
+            "prompts",
+            "stuff_channels",
         ):
             if converted.get(key) is not None:
                 converted[key] = tuple(converted[key])

@@ -4,6 +4,10 @@
 Hugging Face model (folder, hub id, random spec) -> PyTorch on CUDA, and on the CPU an ONNX
 export (cached, verified against PyTorch) run by ONNX Runtime, which is 2.6-2.9x faster than
 PyTorch eager there with the same argmax.
+
+A Hugging Face model's ``model_type`` (``engines/families.py``) decides first: universal
+models (Mask2Former, OneFormer) and open-vocabulary ones (CLIPSeg) get their own PyTorch
+engines; a family this package does not run is refused with one message.
 """
 
 from __future__ import annotations
@@ -60,6 +64,10 @@ def _export_key(config: EngineConfig) -> dict[str, Any]:
     # verification inputs, except for a random spec, whose weights it draws.
     runtime_only = {"backend", "device", "precision", "num_threads", "cache_dir", "min_shape",
                     "opt_shape", "max_shape", "calibration_images", "seed"}  # fmt: skip
+    # Readouts of universal/open-vocabulary models, which are never exported: kept out so
+    # adding them did not rename every existing export.
+    runtime_only |= {"prompts", "background_threshold", "panoptic", "panoptic_threshold",
+                     "stuff_channels"}  # fmt: skip
     settings = {k: v for k, v in asdict(config).items() if k not in runtime_only}
     # "exporter": bump when the export itself changes what it writes (v2: the model spec in
     # the metadata, Pillow filters and sizes of HF processors, adaptive pooling as products).
@@ -99,6 +107,9 @@ def _export_key(config: EngineConfig) -> dict[str, Any]:
 
 def create_engine(config: EngineConfig) -> SegmentationEngine:
     """The engine ``config`` describes, or EngineLoadError saying what is wrong."""
+    engine = _family_engine(config)
+    if engine is not None:
+        return engine
     backend = config.backend
     kind = config.model_kind
     if backend == "auto":
@@ -128,6 +139,43 @@ def create_engine(config: EngineConfig) -> SegmentationEngine:
         onnx_path = _export_cached(config)
         config = replace(config, model=str(onnx_path))
     return TensorRTEngine(config)
+
+
+def _family_engine(config: EngineConfig) -> SegmentationEngine | None:
+    """The engine of a universal or open-vocabulary model; None for a semantic one.
+
+    Readouts a model cannot give are refused here, before anything loads: panoptic from a
+    semantic model or CLIPSeg, prompts for a model whose classes are not text.
+    """
+    from seg_perception.engines.families import family_of
+
+    family = family_of(config)
+    if config.prompts and family != "open_vocabulary":
+        raise EngineLoadError(
+            f"prompts are the classes of an open-vocabulary model (CLIPSeg); {config.model} "
+            "has fixed classes: remove prompts"
+        )
+    if config.panoptic and family != "universal":
+        what = "an open-vocabulary" if family == "open_vocabulary" else "a semantic"
+        raise EngineLoadError(
+            f"panoptic readout requested, but {config.model} is {what} segmentation model "
+            "without one: panoptic needs a universal model (Mask2Former or OneFormer), or "
+            "set panoptic false"
+        )
+    if family == "semantic":
+        return None
+    if config.backend in ("onnxruntime", "tensorrt"):
+        raise EngineLoadError(
+            f"{config.model} is a {family.replace('_', '-')} model, which runs on the torch "
+            f"backend only (backend auto or torch, not {config.backend})"
+        )
+    if family == "universal":
+        from seg_perception.engines.universal_engine import UniversalEngine
+
+        return UniversalEngine(config)
+    from seg_perception.engines.clipseg_engine import CLIPSegEngine
+
+    return CLIPSegEngine(config)
 
 
 def _export_cached(config: EngineConfig) -> Path:

@@ -24,7 +24,8 @@ NOT_OPTIONS = ("extra",)
 #: CLI names that would clash with commands' own flags (``demo --seed`` is the scene's).
 CLI_NAMES = {"seed": "model_seed"}
 #: Ranges of the integer options (ROS parameter descriptors; EngineConfig checks them too).
-RANGES = {"multiple_of": (0, 4096), "num_threads": (0, 256), "seed": (0, 2**31 - 1)}
+RANGES = {"multiple_of": (0, 4096), "num_threads": (0, 256), "seed": (0, 2**31 - 1),
+          "background_threshold": (0.0, 1.0), "panoptic_threshold": (0.0, 1.0)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,8 @@ class EngineOption:
     """One EngineConfig field as an option: its kind, default, help and allowed values."""
 
     name: str
-    #: str | int | float | choice | pair (h, w) | triple (3 floats) | ints (list of ints)
+    #: str | int | float | bool | choice | pair (h, w) | triple (3 floats) | ints (list of
+    #: ints) | strs (list of strings)
     kind: str
     default: Any
     help: str
@@ -60,7 +62,7 @@ def _kind(annotation: Any) -> tuple[str, tuple[str, ...], bool]:
         return "choice", tuple(str(a) for a in args), optional
     if typing.get_origin(annotation) is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
-            return "ints", (), optional
+            return ("strs" if args[0] is str else "ints"), (), optional
         if len(args) == 2:
             return "pair", (), optional
         return "triple", (), optional
@@ -97,6 +99,10 @@ def add_cli_options(parser: argparse.ArgumentParser, model_required: bool = Fals
             kwargs.update(type=float, nargs=3, metavar=("C0", "C1", "C2"))
         elif option.kind == "ints":
             kwargs.update(type=int, nargs="+", metavar="N")
+        elif option.kind == "strs":
+            kwargs.update(nargs="+", metavar="TEXT")
+        elif option.kind == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
         elif option.kind in ("int", "float"):
             kwargs["type"] = int if option.kind == "int" else float
         kwargs["default"] = None  # unset: EngineConfig's own default applies
@@ -123,13 +129,15 @@ ROS_TYPES = {
     "pair": "integer_array",
     "ints": "integer_array",
     "triple": "double_array",
+    "strs": "string_array",
+    "bool": "bool",
 }
 
 
 def ros_value(option: EngineOption) -> Any:
     """The ROS parameter default: None (declared typed, unset) where the field is unset."""
     default = option.default
-    if default is None or (option.kind == "ints" and not default):
+    if default is None or (option.kind in ("ints", "strs") and not default):
         return None
     return list(default) if isinstance(default, tuple) else default
 
@@ -148,6 +156,14 @@ def config_from_params(values: dict[str, Any]) -> EngineConfig:
 def _checked(option: EngineOption, value: Any) -> Any:
     """A parameter value in the field's type, or ValueError naming the parameter."""
     name = f"engine.{option.name}"
+    if option.kind == "strs":
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"parameter '{name}' needs a list of strings, got {value!r}")
+        return tuple(value)
+    if option.kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"parameter '{name}' needs true or false, got {value!r}")
+        return value
     numbers = {"pair": 2, "triple": 3, "ints": None}
     if option.kind in numbers:
         want = numbers[option.kind]

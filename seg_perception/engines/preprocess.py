@@ -143,6 +143,10 @@ class Preprocessor:
     def from_spec(cls, spec: Any) -> Preprocessor:
         """The preprocessing a :class:`~seg_perception.engines.spec.ModelSpec` describes."""
         size = spec.size
+        if size.kind == "shortest_longest":  # transformers' Mask2Former/OneFormer resize
+            from seg_perception.engines.hf_resize import preprocessor_for
+
+            return preprocessor_for(spec)
         resize = {
             "fixed": spec.resize,
             "shortest_edge": "shortest_edge",

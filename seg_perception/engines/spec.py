@@ -31,6 +31,8 @@ optional; unknown keys are errors)::
       std: [0.225, 0.224, 0.229]
       size: dynamic           # dynamic | [h, w] (fixed) | {multiple_of: 32}
                               # | {shortest_edge: 512} (aspect kept; + multiple_of: pad)
+                              # | {shortest_edge: 800, longest_edge: 1333, size_divisor: 32}
+                              #   (Mask2Former's and OneFormer's rule; see hf_resize.py)
                               # | {height: 384, width: 384, keep_aspect_ratio: true,
                               #    ensure_multiple_of: 32} (DPT's rule)
       resize: stretch         # stretch | keep_aspect_pad (how images meet a fixed size)
@@ -105,7 +107,10 @@ class SizePolicy:
     resized to ``edge``, the aspect ratio kept (transformers' ``size: {shortest_edge}``),
     then padded to a multiple of ``multiple_of``; ``keep_aspect``: DPT's
     ``keep_aspect_ratio``: the scale of ``size`` per side that is nearer 1 applied to
-    both, each side rounded to a multiple of ``ensure_multiple_of``.
+    both, each side rounded to a multiple of ``ensure_multiple_of``; ``shortest_longest``:
+    the short side to ``edge`` unless the long side would pass ``longest`` (then the long
+    side is capped), each side then stretched up to a multiple of ``size_divisor``
+    (Mask2Former, OneFormer: :mod:`~seg_perception.engines.hf_resize`).
     """
 
     kind: str = "dynamic"
@@ -113,6 +118,8 @@ class SizePolicy:
     multiple_of: int = 1
     edge: int = 0
     ensure_multiple_of: int = 1
+    longest: int = 0
+    size_divisor: int = 1
 
     def describe(self) -> str:
         if self.kind == "fixed":
@@ -126,6 +133,12 @@ class SizePolicy:
             h, w = self.size  # type: ignore[misc]
             return (
                 f"aspect kept, scaled toward {h}x{w}, sides multiples of {self.ensure_multiple_of}"
+            )
+        if self.kind == "shortest_longest":
+            cap = f", longest edge at most {self.longest}" if self.longest else ""
+            up = f", sides rounded up to multiples of {self.size_divisor}"
+            return f"shortest edge {self.edge}{cap}, aspect kept" + (
+                up if self.size_divisor > 1 else ""
             )
         return "dynamic (the camera's own size)"
 
@@ -146,6 +159,9 @@ class SizePolicy:
                 "keep_aspect_ratio": True,
                 "ensure_multiple_of": self.ensure_multiple_of,
             }
+        if self.kind == "shortest_longest":
+            out = {"shortest_edge": self.edge, "longest_edge": self.longest}
+            return out | ({"size_divisor": self.size_divisor} if self.size_divisor > 1 else {})
         return "dynamic"
 
 
@@ -351,6 +367,15 @@ def _size(value: Any, where: str) -> SizePolicy:
         return SizePolicy("fixed", (h, w))
     if isinstance(value, Mapping) and set(value) == {"multiple_of"}:
         return SizePolicy("multiple", None, _count(value, "multiple_of", where))
+    if isinstance(value, Mapping) and "longest_edge" in value:
+        keys = {"shortest_edge": None, "longest_edge": None, "size_divisor": None}
+        _check_keys(value, keys, f"{where}: input.size")
+        return SizePolicy(
+            "shortest_longest",
+            edge=_count(value, "shortest_edge", where),
+            longest=_count(value, "longest_edge", where),
+            size_divisor=_count(value, "size_divisor", where),
+        )
     if isinstance(value, Mapping) and "shortest_edge" in value:
         _check_keys(value, {"shortest_edge": None, "multiple_of": None}, f"{where}: input.size")
         edge = _count(value, "shortest_edge", where)
@@ -639,6 +664,14 @@ def _hf_size(data: Mapping[str, Any], where: str) -> tuple[SizePolicy | None, st
         if data.get("keep_aspect_ratio", False):
             return SizePolicy("keep_aspect", (h, w), ensure_multiple_of=multiple), ""
         return SizePolicy("fixed", keep_aspect_size(h, w, (h, w), multiple)), ""
+    if set(size) == {"shortest_edge", "longest_edge"}:
+        # get_size_with_aspect_ratio; only Mask2Former's/MaskFormer's resize then rounds
+        # each side up to size_divisor (DETR-like processors pad instead).
+        rounds_up = kind.startswith(("Mask2Former", "MaskFormer"))
+        divisor = int(data.get("size_divisor") or 1) if rounds_up else 1
+        edge, longest = int(size["shortest_edge"]), int(size["longest_edge"])
+        return SizePolicy("shortest_longest", edge=edge, longest=longest,
+                          size_divisor=divisor), ""  # fmt: skip
     if set(size) == {"shortest_edge"}:
         edge = int(size["shortest_edge"])
         if kind.startswith("ConvNext"):  # its own resize (image_processing_pil_convnext.py)
