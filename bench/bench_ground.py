@@ -25,10 +25,11 @@ import sys
 import time
 from collections.abc import Callable
 
-import numpy as np
 from _common import DATA, pin_one_core
 
 pin_one_core()
+
+import numpy as np
 
 from seg_perception.lidar.evaluation import (
     LINEFIT_KITTI,

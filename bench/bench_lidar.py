@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 from _common import DATA, KITTI_RAW, kitti_scan, median_ms, pin_one_core
 
 pin_one_core()
+
+import numpy as np
 
 from seg_perception.lidar.classes import NO_CLUSTER
 from seg_perception.lidar.clustering import cluster_points

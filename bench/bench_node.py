@@ -30,10 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from _common import pin_one_core
 
 pin_one_core()
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "test"))  # the palette ONNX model of the tests

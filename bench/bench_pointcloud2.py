@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 from _common import kitti_scan, median_ms, pin_one_core
 
 pin_one_core()
+
+import numpy as np
 from sensor_msgs.msg import PointCloud2
 
 from seg_perception.ros.pointcloud2 import (

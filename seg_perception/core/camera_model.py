@@ -33,6 +33,11 @@ ProjectionMode = Literal["auto", "raw", "rectified"]
 
 #: Points closer than this along the optical axis are treated as behind the camera.
 MIN_DEPTH_M = 1e-3
+#: Raw cameras' normalized bounds are sampled up to this x/z, y/z (tan 84 deg); an image
+#: that reaches it is unbounded for culling.
+_BOUNDS_REACH = 10.0
+#: normalized_bounds per calibration: sampling the lens costs ~20 ms, once.
+_BOUNDS_CACHE: dict[tuple, tuple[float, float, float, float] | None] = {}
 
 
 class CalibrationError(ValueError):
@@ -277,6 +282,111 @@ class CameraModel:
             w, h = self.image_size
             valid &= (u >= -0.5) & (u < w - 0.5) & (v >= -0.5) & (v < h - 0.5)
         return Projection(uv=np.column_stack([u, v]), depth=depth, valid=valid)
+
+    def project_columns(
+        self, x: np.ndarray, y: np.ndarray, z: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`project` for points given as float64 x, y, z arrays: (u, v, depth, valid).
+
+        The same arithmetic bit for bit, without the (N, 3) round trip: fusion holds the
+        points as contiguous columns, and strided column reads plus stacking ``uv`` cost as
+        much as the projection itself.
+        """
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if self.mode == "rectified":
+                u, v, depth, valid = self._project_rectified(x, y, z)
+            else:
+                u, v, depth, valid = self._project_raw(x, y, z)
+            u, v = self._apply_roi_and_binning(u, v)
+            w, h = self.image_size
+            valid &= (u >= -0.5) & (u < w - 0.5) & (v >= -0.5) & (v < h - 0.5)
+        return u, v, depth, valid
+
+    def normalized_bounds(self) -> tuple[float, float, float, float] | None:
+        """(x_min, x_max, y_min, y_max) of undistorted normalized coordinates (x/z, y/z in
+        the optical frame) that a raw camera can project into its image; None when they
+        are unbounded (a wide fisheye) or the camera is rectified (use
+        :meth:`pixel_matrix`).
+
+        Why: a distortion polynomial is not linear, so a raw camera has no pixel matrix to
+        cull points with; this rectangle is its linear stand-in (four planes through the
+        optical center). It is found by sampling the lens model and widened by the
+        largest pixel step between samples plus a margin, so every point that projects
+        into the image lies inside it. Computed once per calibration (cached).
+        """
+        if self.mode != "raw":
+            return None
+        key = (
+            self.width,
+            self.height,
+            self.K.tobytes(),
+            np.asarray(self.D, dtype=np.float64).tobytes(),
+            self.distortion_model,
+            self.binning_x,
+            self.binning_y,
+            self.roi,
+        )
+        if key not in _BOUNDS_CACHE:
+            if len(_BOUNDS_CACHE) >= 64:
+                _BOUNDS_CACHE.clear()
+            _BOUNDS_CACHE[key] = self._compute_normalized_bounds()
+        return _BOUNDS_CACHE[key]
+
+    def _compute_normalized_bounds(self) -> tuple[float, float, float, float] | None:
+        """Two sampling passes (coarse over the whole valid disc, fine over what it found);
+        see :meth:`normalized_bounds`."""
+        if self.distortion_model == "equidistant":
+            reach = float(np.tan(min(self.valid_radius, np.pi / 2 - 1e-6)))
+        else:
+            reach = self.valid_radius
+        reach = min(reach, _BOUNDS_REACH)
+        box = (-reach, reach, -reach, reach)
+        for _ in range(2):
+            box = self._sampled_bounds(box, reach)
+            if box is None:
+                return None
+        return box
+
+    def _sampled_bounds(
+        self, box: tuple[float, float, float, float], reach: float, count: int = 301
+    ) -> tuple[float, float, float, float] | None:
+        """Bounds of the samples in ``box`` (inside the valid disc) that land within the
+        image widened by twice the largest pixel step between neighbouring samples, plus
+        one step: a sound rectangle while the lens model is smooth at the sample spacing."""
+        xs = np.linspace(box[0], box[1], count)
+        ys = np.linspace(box[2], box[3], count)
+        step = max(xs[1] - xs[0], ys[1] - ys[0])
+        x, y = (a.ravel() for a in np.meshgrid(xs, ys))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ones = np.ones_like(x)
+            u, v, _, in_range = self._project_raw(x, y, ones)
+            u, v = self._apply_roi_and_binning(u, v)
+            in_range &= np.isfinite(u) & np.isfinite(v)
+            u, v = u.reshape(count, count), v.reshape(count, count)
+            in_range = in_range.reshape(count, count)
+            jumps = [
+                np.hypot(np.diff(u, axis=0), np.diff(v, axis=0))[in_range[:-1] & in_range[1:]],
+                np.hypot(np.diff(u, axis=1), np.diff(v, axis=1))[
+                    in_range[:, :-1] & in_range[:, 1:]
+                ],
+            ]
+        steps = np.concatenate(jumps)
+        margin = 2.0 * (float(steps.max()) if steps.size else 0.0) + 2.0
+        w, h = self.image_size
+        near = in_range & (u >= -0.5 - margin) & (u <= w - 0.5 + margin)
+        near &= (v >= -0.5 - margin) & (v <= h - 0.5 + margin)
+        if not near.any():
+            return box  # nothing lands in the image: keep the (sound) box sampled
+        rows, cols = np.nonzero(near)
+        bounds = (
+            float(xs[cols.min()]) - step,
+            float(xs[cols.max()]) + step,
+            float(ys[rows.min()]) - step,
+            float(ys[rows.max()]) + step,
+        )
+        if max(abs(b) for b in bounds) >= reach and reach >= _BOUNDS_REACH:
+            return None  # the image reaches the edge of what was sampled: unbounded
+        return bounds
 
     def _project_rectified(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple:
         # P acts on the rectified frame: X_rect = R @ X. The homogeneous third row of P

@@ -13,8 +13,8 @@ ring just below it (depth grows quickly per row on a slanted surface). A point h
 behind an object has that object's points on all sides of it in the image, while a point
 on the far ground only has nearer points below. So a point is occluded when nearer points
 (beyond a depth tolerance) lie above, below, left and right of it within a window, and
-its pixel shows the class of one of them (:func:`_judge` also covers the gaps between an
-occluder's outermost beam or column and its real edge).
+its pixel shows the class of one of them (:func:`.fusion_search.judge` also covers the gaps
+between an occluder's outermost beam or column and its real edge).
 
 The window follows the sensor: it must span a beam gap in pixels, which is 5 px for
 KITTI's HDL-64E but ~17 px for a 32-beam sensor behind the same camera (and ~29 px behind
@@ -22,27 +22,38 @@ a nuScenes camera). By default (``occlusion_window="auto"``) the beam gaps are m
 on each cloud (:func:`measure_beam_spacing`, ~0.3 ms) or given
 (``beam_spacing_deg``), and turned into a window per camera with its focal length
 (:func:`occlusion_window_for`).
+
+Speed (issue 12: six cameras with occlusion in a quarter of a LiDAR period): all cameras'
+frusta are culled in one matrix product over the cloud, so only points that may land in
+an image are projected exactly (:mod:`.fusion_view`); the occlusion test min-filters each
+depth buffer once with OpenCV and reads every directional search at a shifted index
+(:mod:`.occlusion`), in one compiled pass over the points where numba is installed
+(:mod:`.fusion_kernels`); large temporaries live in per-thread scratch buffers
+(:mod:`.fusion_scratch`); ``FusionConfig.workers`` labels cameras in parallel threads.
+None of it changes a result: test/test_fusion_exact.py holds the output array-equal to
+fusion as it was before (test/fusion_reference.py), and bench/bench_fusion.py times both.
 """
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import partial
 from typing import Literal
 
 import numpy as np
 
 from seg_perception.core.camera_model import CameraModel
-from seg_perception.core.transforms import transform_points
+from seg_perception.core.fusion_scratch import SCRATCH, settle_allocator
+from seg_perception.core.fusion_view import camera_view, cull, frustum_planes
+from seg_perception.core.occlusion import MAX_BEAM_LEVEL, Tolerance, occluded
+from seg_perception.core.occlusion import MAX_LEVEL as MAX_LEVEL  # re-exported: public before
 
 MultiCameraRule = Literal["highest_confidence", "nearest", "first"]
 NO_CAMERA = 255
 #: Half width (px) of the column band searched above/below a point for occluders.
 ANGLE_BAND_PX = 2
-#: Coarsest occluder level: points up to 2^MAX_LEVEL times sparser than far ones...
-MAX_LEVEL = 3
-#: ...plus up to this many levels for beams with wider gaps than the typical one.
-MAX_BEAM_LEVEL = 1
 #: An automatic window spans this many beam gaps (pixels) each way...
 WINDOW_MARGIN = 1.3
 #: ...within these bounds (rows, cols)...
@@ -80,6 +91,9 @@ class FusionConfig:
     max_range_m: float = float("inf")
     min_confidence: float = 0.0
     multi_camera: MultiCameraRule = "highest_confidence"
+    #: Threads that label cameras in parallel (1: all in the calling thread). Results do
+    #: not depend on it; see the ``workers`` measurements in bench/bench_fusion.py.
+    workers: int = 1
 
     def __post_init__(self) -> None:
         window = self.occlusion_window
@@ -104,6 +118,8 @@ class FusionConfig:
             )
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"min_confidence must be in [0, 1], got {self.min_confidence}")
+        if not isinstance(self.workers, int) or self.workers < 1:
+            raise ValueError(f"workers must be an integer >= 1, got {self.workers!r}")
         if self.multi_camera not in ("highest_confidence", "nearest", "first"):
             raise ValueError(
                 "multi_camera must be highest_confidence, nearest or first, "
@@ -195,6 +211,7 @@ def label_points(
     xyz = np.asarray(points)
     if xyz.ndim != 2 or xyz.shape[1] < 3:
         raise FusionInputError(f"points must have shape (N, 3), got {xyz.shape}")
+    settle_allocator()
     if len(cameras) >= NO_CAMERA:
         raise FusionInputError(f"at most {NO_CAMERA - 1} cameras are supported")
     n = xyz.shape[0]
@@ -203,61 +220,94 @@ def label_points(
     confidence = np.zeros(n, dtype=np.float32)
     camera = np.full(n, NO_CAMERA, dtype=np.uint8)
 
-    # Work on contiguous x, y, z rows: (N, 3) row reductions are several times slower.
-    columns = np.ascontiguousarray(xyz[:, :3].T)
+    # Contiguous x, y, z rows ((N, 3) row reductions are several times slower) and a row
+    # of ones, so that each camera's culling planes are one matrix product.
+    cloud = _scratch_or_new("cloud", (4, n), xyz.dtype)
+    cloud[:3] = xyz[:, :3].T
+    cloud[3] = 1
+    columns = cloud[:3]
     with np.errstate(over="ignore", invalid="ignore"):
-        squared_range = columns[0] * columns[0] + columns[1] * columns[1] + columns[2] * columns[2]
-        finite = np.isfinite(squared_range)  # NaN/inf in any coordinate propagates here
-        in_range = finite & (squared_range >= config.min_range_m**2)
-        in_range &= squared_range <= config.max_range_m**2
-    candidates = np.flatnonzero(in_range)
-    # A clean sweep needs no gather: every point is a candidate.
-    candidate_columns = columns if candidates.size == n else columns[:, candidates]
+        squared_range = _squared_norm(columns)
+        finite = np.isfinite(squared_range, out=_scratch_or_new("finite", (n,), bool))
+        in_range = finite
+        if config.min_range_m > 0 or config.max_range_m < np.inf:
+            in_range = finite & (squared_range >= config.min_range_m**2)
+            in_range &= squared_range <= config.max_range_m**2
+    points_finite = int(np.count_nonzero(finite))
+    # A clean sweep needs no gather: every point is a candidate (candidates None).
+    candidates = None if points_finite == n and in_range is finite else np.flatnonzero(in_range)
+    if candidates is not None:
+        cloud, squared_range = cloud[:, candidates], squared_range[candidates]
+    points_in_range = n if candidates is None else int(candidates.size)
 
+    indices = [_check_camera(position, cam) for position, cam in enumerate(cameras)]
     # The beam gaps size each camera's occlusion window; measured once per cloud.
-    spacing = beam_spacing_for(candidate_columns.T, config) if config.occlusion else None
+    spacing = beam_spacing_for(cloud[:3].T, config) if config.occlusion else None
+    # Every camera's frustum culled in one pass over the cloud (float clouds; the others
+    # are culled per camera as they always were).
+    fronts: list[np.ndarray | None] = [None] * len(cameras)
+    if cameras and cloud.dtype in (np.float32, np.float64):
+        fronts = cull(cloud, [frustum_planes(c.model, c.T_cam_from_lidar) for c in cameras])
+    work = partial(
+        _label_in_camera,
+        cloud,
+        squared_range,
+        config=config,
+        unlabeled_id=unlabeled_id,
+        spacing=spacing,
+    )
     # Per candidate: the best score so far (confidence, or -depth for "nearest").
-    best_score = np.full(candidates.size, -np.inf)
+    best_score = SCRATCH.array("best_score", (points_in_range,), np.float64)
+    best_score.fill(-np.inf)
     stats: list[CameraStats] = []
-    for position, cam in enumerate(cameras):
-        index = position if cam.index is None else cam.index
-        if not 0 <= index < NO_CAMERA:
-            raise FusionInputError(f"camera '{cam.name}': index {index} out of range")
-        cam_stats = CameraStats(cam.name)
-        stats.append(cam_stats)
-        hit, hit_label, hit_conf, hit_depth = _label_in_camera(
-            candidate_columns, cam, config, unlabeled_id, cam_stats, spacing
-        )
-        if hit.size == 0:
-            continue
-        if config.multi_camera == "highest_confidence":
-            score = hit_conf.astype(np.float64)
-        elif config.multi_camera == "nearest":
-            score = -hit_depth
-        else:
-            score = np.zeros(hit.size)  # "first": any later camera never beats the first
-        better = (
-            score > best_score[hit]
-            if config.multi_camera != "first"
-            else np.isneginf(best_score[hit])
-        )
-        winners = hit[better]
-        best_score[winners] = score[better]
-        target = candidates[winners]
-        label[target] = hit_label[better]
-        confidence[target] = hit_conf[better]
-        camera[target] = index
+    # Cameras in parallel (numpy and OpenCV release the GIL) when configured; merged here
+    # in camera order either way, so the result does not depend on the thread count.
+    if config.workers > 1 and len(cameras) > 1:
+        pool = _pool(config.workers)
+        futures = [pool.submit(work, *job) for job in zip(cameras, fronts, strict=True)]
+        outputs = (future.result() for future in futures)
+    else:
+        futures, outputs = [], map(work, cameras, fronts)
+    try:
+        for index, (hit, hit_label, hit_conf, hit_depth, cam_stats) in zip(
+            indices, outputs, strict=True
+        ):
+            stats.append(cam_stats)
+            if hit.size == 0:
+                continue
+            if config.multi_camera == "highest_confidence":
+                score = hit_conf  # float32: compared and stored in float64, exactly
+            elif config.multi_camera == "nearest":
+                score = -hit_depth
+            else:
+                score = np.zeros(hit.size)  # "first": any later camera never beats the first
+            better = (
+                score > best_score[hit]
+                if config.multi_camera != "first"
+                else np.isneginf(best_score[hit])
+            )
+            winners = hit[better]
+            best_score[winners] = score[better]
+            target = winners if candidates is None else candidates[winners]
+            label[target] = hit_label[better]
+            confidence[target] = hit_conf[better]
+            camera[target] = index
+    finally:
+        # A camera that failed must not leave others running on this thread's buffers.
+        wait(futures)
 
-    for position, (cam, cam_stats) in enumerate(zip(cameras, stats, strict=True)):
-        index = position if cam.index is None else cam.index
-        cam_stats.points_won = int(np.count_nonzero(camera == index))
+    won: dict[int, int] = {}
+    for index, cam_stats in zip(indices, stats, strict=True):
+        if index not in won:
+            won[index] = int(np.count_nonzero(camera == index))
+        cam_stats.points_won = won[index]
     return FusionResult(
         label=label,
         confidence=confidence,
         camera=camera,
         points_total=n,
-        points_finite=int(np.count_nonzero(finite)),
-        points_in_range=int(candidates.size),
+        points_finite=points_finite,
+        points_in_range=points_in_range,
         cameras=stats,
         beam_spacing=spacing,
     )
@@ -274,8 +324,7 @@ def measure_beam_spacing(points: np.ndarray, wedge_deg: float = 1.0) -> BeamSpac
     when the cloud shows no such structure.
     """
     x, y, z = (np.asarray(points[:, i]) for i in range(3))
-    with np.errstate(invalid="ignore"):
-        pick = np.flatnonzero(np.abs(y) < np.tan(np.deg2rad(wedge_deg)) * np.abs(x))
+    pick = _wedges(x, y, np.tan(np.deg2rad(wedge_deg)))
     x, y, z = (v[pick].astype(np.float64) for v in (x, y, z))
     keep = np.isfinite(x + y + z) & (np.abs(x) > 0.5)
     x, y, z = x[keep], y[keep], z[keep]
@@ -305,6 +354,27 @@ def measure_beam_spacing(points: np.ndarray, wedge_deg: float = 1.0) -> BeamSpac
     if np.quantile(local, 0.9) < 2.0 * vertical:
         profile = None  # uniform (up to the scatter of real beams): one gap for all
     return BeamSpacing(vertical, float(np.rad2deg(np.median(steps))), "measured", profile)
+
+
+def _wedges(x: np.ndarray, y: np.ndarray, tan_half: np.float64) -> np.ndarray:
+    """Indices of the points with |y| < tan_half |x| (in float64), in order.
+
+    float32 clouds are screened first in float32 with a slightly wider wedge (the
+    screen keeps every point the float64 test keeps, except points with |x| so small
+    that they underflow, which measure_beam_spacing drops anyway), in scratch buffers:
+    a full-cloud pass in float64 would cost as much as the rest of the measurement.
+    """
+    with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+        if x.dtype == np.float32 and y.dtype == np.float32 and x.ndim == 1:
+            size = x.shape
+            wide = np.abs(x, out=SCRATCH.array("wedge_x", size, np.float32))
+            wide *= np.float32(tan_half * (1.0 + 1e-4))
+            off_axis = np.abs(y, out=SCRATCH.array("wedge_y", size, np.float32))
+            screened = np.flatnonzero(
+                np.less(off_axis, wide, out=SCRATCH.array("wedge_in", size, bool))
+            )
+            return screened[np.abs(y[screened]) < tan_half * np.abs(x[screened])]
+        return np.flatnonzero(np.abs(y) < tan_half * np.abs(x))
 
 
 def _wedge_spacing(elevation: np.ndarray, azimuth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -379,16 +449,145 @@ def occlusion_window_for(model: CameraModel, spacing: BeamSpacing) -> tuple[tupl
     return (rows, cols), band
 
 
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """One long-lived thread pool per worker count: starting threads per frame would cost
+    more than the work they share."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(workers)
+        if pool is None:
+            pool = _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="fusion")
+        return pool
+
+
 def _label_in_camera(
-    columns: np.ndarray,
+    cloud: np.ndarray,
+    squared_range: np.ndarray,
     cam: CameraLabels,
+    front: np.ndarray | None,
     config: FusionConfig,
     unlabeled_id: int,
-    stats: CameraStats,
     spacing: BeamSpacing | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Indices (into the (3, M) ``columns``) of points this camera labels, with their
-    label, confidence and depth."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, CameraStats]:
+    """Indices (into the (4, M) homogeneous ``cloud``) of points this camera labels, with
+    their label, confidence and depth (None unless ``multi_camera`` is "nearest"), and the
+    camera's counts. ``squared_range`` is each point's x^2 + y^2 + z^2 in the cloud's
+    precision, ``front`` what culling kept for the camera (None: cull here). Inputs are
+    checked beforehand (:func:`_check_camera`). Runs in a worker thread when
+    ``config.workers > 1``: it only reads shared arrays, and sets its own floating-point
+    error state."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _label_in_camera_quietly(
+            cloud, squared_range, cam, front, config, unlabeled_id, spacing
+        )
+
+
+def _label_in_camera_quietly(
+    cloud: np.ndarray,
+    squared_range: np.ndarray,
+    cam: CameraLabels,
+    front: np.ndarray | None,
+    config: FusionConfig,
+    unlabeled_id: int,
+    spacing: BeamSpacing | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, CameraStats]:
+    stats = CameraStats(cam.name)
+    labels = np.asarray(cam.labels)
+    height, width = labels.shape
+    view = camera_view(cloud, cam.model, cam.T_cam_from_lidar, front)
+    visible, rows, cols, depth = view.index, view.rows, view.cols, view.depth
+    stats.points_in_view = int(visible.size)
+    if visible.size == 0:
+        empty = np.zeros(0)
+        return visible, empty.astype(labels.dtype), empty.astype(np.float32), empty, stats
+
+    pixel = rows * width + cols  # one flat gather beats labels[rows, cols]
+    point_labels = _gather(labels, pixel, rows, cols)
+    if config.occlusion:
+        lidar_range = _lidar_range(cloud, squared_range, visible)
+        spacing = spacing or BeamSpacing(0.0, 0.0, "unknown")
+        window, band = occlusion_window_for(cam.model, spacing)
+        beam_level = None
+        if config.occlusion_window != "auto":
+            window = tuple(config.occlusion_window)
+        elif spacing.profile is not None:
+            # Points of beams with wider gaps than the typical one (a VLP-32C's outer
+            # beams) are sparser occluders: search them on coarser grids.
+            sin_elevation = cloud[2, visible] / np.maximum(lidar_range, 1e-9)
+            ratio = spacing.vertical_gap_at(sin_elevation) / spacing.vertical_deg
+            beam_level = np.clip(np.ceil(np.log2(ratio) - 0.6), 0, MAX_BEAM_LEVEL)
+            beam_level = beam_level.astype(np.intp)
+        stats.occlusion_window = window
+        hidden = occluded(
+            rows,
+            cols,
+            depth,
+            lidar_range,
+            beam_level,
+            point_labels,
+            (height, width),
+            window,
+            band,
+            Tolerance(config.depth_tolerance_m, config.depth_tolerance_ratio),
+        )
+        stats.points_occluded = int(np.count_nonzero(hidden))
+
+    if cam.confidence is not None:
+        point_conf = _gather(np.asarray(cam.confidence), pixel, rows, cols).astype(np.float32)
+    else:
+        point_conf = np.ones(visible.size, dtype=np.float32)
+    usable = (point_labels != unlabeled_id) & (point_conf >= config.min_confidence)
+    if stats.points_occluded:
+        usable &= ~hidden  # one gather per output below, not one per array here
+    stats.points_labeled = int(np.count_nonzero(usable))
+    hit_depth = depth[usable] if config.multi_camera == "nearest" else None
+    return visible[usable], point_labels[usable], point_conf[usable], hit_depth, stats
+
+
+def _lidar_range(cloud: np.ndarray, squared_range: np.ndarray, visible: np.ndarray):
+    """The LiDAR range of the ``visible`` points, as the occlusion test always took it
+    (float32 clouds: the square root of x^2 + y^2 + z^2 summed in that order, which is what
+    einsum gives, read from the cloud's own squared ranges)."""
+    if cloud.dtype == np.float32:
+        return np.sqrt(squared_range[visible])
+    seen = cloud[:3, visible].T
+    return np.sqrt(np.einsum("ij,ij->i", seen, seen))
+
+
+def _squared_norm(columns: np.ndarray) -> np.ndarray:
+    """x*x + y*y + z*z of (3, N) ``columns`` in their dtype, into a scratch buffer."""
+    squared = _scratch_or_new("squared_range", columns.shape[1:], columns.dtype)
+    np.multiply(columns[0], columns[0], out=squared)
+    term = _scratch_or_new("squared_term", columns.shape[1:], columns.dtype)
+    np.multiply(columns[1], columns[1], out=term)
+    squared += term
+    np.multiply(columns[2], columns[2], out=term)
+    squared += term
+    return squared
+
+
+def _scratch_or_new(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A scratch buffer for plain numeric dtypes, a new array otherwise."""
+    if np.dtype(dtype).kind in "biuf":
+        return SCRATCH.array(name, shape, dtype)
+    return np.empty(shape, dtype)
+
+
+def _gather(image: np.ndarray, pixel: np.ndarray, rows: np.ndarray, cols: np.ndarray):
+    """``image[rows, cols]``, through the flat ``pixel`` index when the image is contiguous."""
+    if image.flags.c_contiguous:
+        return image.reshape(-1)[pixel]
+    return image[rows, cols]
+
+
+def _check_camera(position: int, cam: CameraLabels) -> int:
+    """The camera's index (its ``camera`` field value), after checking what it brings."""
+    index = position if cam.index is None else cam.index
+    if not 0 <= index < NO_CAMERA:
+        raise FusionInputError(f"camera '{cam.name}': index {index} out of range")
     width, height = cam.model.image_size
     labels = np.asarray(cam.labels)
     if labels.shape != (height, width):
@@ -396,7 +595,6 @@ def _label_in_camera(
             f"camera '{cam.name}': label image has shape {labels.shape} (rows, cols) but its "
             f"calibration describes a {width}x{height} image; give one label per pixel"
         )
-    conf_image = None
     if cam.confidence is not None:
         conf_image = np.asarray(cam.confidence)
         if conf_image.shape != labels.shape:
@@ -404,361 +602,4 @@ def _label_in_camera(
                 f"camera '{cam.name}': confidence image shape {conf_image.shape} differs from "
                 f"label image shape {labels.shape}"
             )
-    front = _cull(columns, cam, (width, height))
-    transform = np.asarray(cam.T_cam_from_lidar, dtype=np.float64)
-    projection = cam.model.project(transform_points(transform, columns[:, front].T))
-    visible = front[projection.valid]
-    rows, cols = projection.pixel_indices()
-    depth = projection.depth[projection.valid]
-    stats.points_in_view = int(visible.size)
-    if visible.size == 0:
-        empty = np.zeros(0)
-        return visible, empty.astype(labels.dtype), empty.astype(np.float32), empty
-
-    point_labels = labels[rows, cols]
-    if config.occlusion:
-        lidar_range = np.sqrt(np.einsum("ij,ij->i", columns[:, visible].T, columns[:, visible].T))
-        spacing = spacing or BeamSpacing(0.0, 0.0, "unknown")
-        window, band = occlusion_window_for(cam.model, spacing)
-        beam_level = np.zeros(visible.size, dtype=np.intp)
-        if config.occlusion_window != "auto":
-            window = tuple(config.occlusion_window)
-        elif spacing.profile is not None:
-            # Points of beams with wider gaps than the typical one (a VLP-32C's outer
-            # beams) are sparser occluders: search them on coarser grids.
-            sin_elevation = columns[2, visible] / np.maximum(lidar_range, 1e-9)
-            ratio = spacing.vertical_gap_at(sin_elevation) / spacing.vertical_deg
-            beam_level = np.clip(np.ceil(np.log2(ratio) - 0.6), 0, MAX_BEAM_LEVEL)
-        stats.occlusion_window = window
-        occluded = _occluded(
-            rows,
-            cols,
-            depth,
-            lidar_range,
-            beam_level.astype(np.intp),
-            point_labels,
-            (height, width),
-            window,
-            band,
-            config,
-        )
-        stats.points_occluded = int(np.count_nonzero(occluded))
-        keep = ~occluded
-        visible, rows, cols, depth = visible[keep], rows[keep], cols[keep], depth[keep]
-        point_labels = point_labels[keep]
-
-    if conf_image is not None:
-        point_conf = conf_image[rows, cols].astype(np.float32)
-    else:
-        point_conf = np.ones(visible.size, dtype=np.float32)
-    usable = (point_labels != unlabeled_id) & (point_conf >= config.min_confidence)
-    stats.points_labeled = int(np.count_nonzero(usable))
-    return visible[usable], point_labels[usable], point_conf[usable], depth[usable]
-
-
-def _cull(columns: np.ndarray, cam: CameraLabels, size: tuple[int, int]) -> np.ndarray:
-    """Indices of points that may fall in the image, found in the input precision.
-
-    Most of a spinning LiDAR's sweep is behind or beside a camera; culling it with one
-    3x4 product (float32 for float32 clouds) leaves the exact float64 projection a
-    fraction of the points. The 2 px margin dwarfs float32 rounding, so no point that is
-    in the image is lost. Distorted (raw) cameras are culled by depth only.
-    """
-    transform = np.asarray(cam.T_cam_from_lidar, dtype=np.float64)
-    pixel = cam.model.pixel_matrix()
-    # Without a linear pixel matrix (distorted raw images) only the depth row is used.
-    rows = (cam.model.depth_axis @ transform[:3])[None, :] if pixel is None else pixel @ transform
-    rows = rows.astype(columns.dtype)
-    # One small matrix product (BLAS) beats a dozen elementwise passes over the cloud.
-    projected = rows[:, :3] @ columns
-    projected += rows[:, 3:4]
-    w = projected[-1]
-    keep = w > 0
-    if pixel is not None:
-        margin = 2.0
-        for axis, limit in ((0, size[0]), (1, size[1])):
-            value = projected[axis]
-            keep &= (value >= (-0.5 - margin) * w) & (value <= (limit - 0.5 + margin) * w)
-    return np.flatnonzero(keep)
-
-
-#: Label-grid value of cells with no point, and of cells beyond the image border.
-_EMPTY, _OUTSIDE = -1, -2
-#: Top-edge rule: the point lies this many times deeper than the occluder below it...
-_TOP_EDGE_DEPTH_RATIO = 1.6
-#: ...and that occluder is upright: what lies further below is no nearer than it by
-#: more than this ratio of its depth plus this many metres.
-_UPRIGHT_SLACK = (0.05, 0.3)
-
-
-def _band_min(grid: np.ndarray, half_width: int) -> np.ndarray:
-    """Nearest depth within +-half_width columns (a separable min filter).
-
-    Edges of ``grid`` are left partly unfiltered: callers pad it by more than half_width.
-    """
-    band = grid.copy()
-    for shift in range(1, half_width + 1):
-        np.minimum(band[:, shift:], grid[:, :-shift], out=band[:, shift:])
-        np.minimum(band[:, :-shift], grid[:, shift:], out=band[:, :-shift])
-    return band
-
-
-def _outside_is_nearer(band: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Mark cells beyond the image border as -inf (nearer than anything), in place.
-
-    What lies beyond the border is unknown; counting it as an occluder in the search
-    direction judges a point behind an object that runs out of the picture by its other
-    sides. It is applied after the band filter so it never spreads sideways.
-    """
-    band[rows] = -np.inf
-    band[:, cols] = -np.inf
-    return band
-
-
-def _nearest_at(grid: np.ndarray, flat: np.ndarray, offsets: list[int]) -> np.ndarray:
-    """Nearest depth over the cells at ``flat + offset`` for every offset."""
-    grid = grid.reshape(-1)
-    nearest = np.full(flat.size, np.inf, dtype=np.float32)
-    for offset in offsets:
-        np.minimum(nearest, grid[flat + offset], out=nearest)
-    return nearest
-
-
-def _nearest_along(band: np.ndarray, flat: np.ndarray, step: int, first: int, last: int):
-    """Nearest depth over first..last cells from each flat index in direction ``step`` (a
-    flat offset), gathered only at the points: cheaper than filtering the whole grid."""
-    return _nearest_at(band, flat, [step * d for d in range(first, last + 1)])
-
-
-def _label_of_nearest(
-    grid: np.ndarray, label_grid: np.ndarray, flat: np.ndarray, offsets: np.ndarray
-) -> np.ndarray:
-    """The label of the nearest cell among ``flat + offsets`` (one row per point)."""
-    cells = flat[:, None] + offsets[None, :]
-    nearest = np.argmin(grid.reshape(-1)[cells], axis=1)
-    return label_grid.reshape(-1)[cells[np.arange(flat.size), nearest]]
-
-
-def _occluded(
-    rows: np.ndarray,
-    cols: np.ndarray,
-    depth: np.ndarray,
-    lidar_range: np.ndarray,
-    beam_level: np.ndarray,
-    pixel_label: np.ndarray,
-    shape: tuple[int, int],
-    window: tuple[int, int],
-    band_half: int,
-    config: FusionConfig,
-) -> np.ndarray:
-    """True for points hidden behind nearer points (see :func:`_judge` for the test).
-
-    Occluders are binned into levels by how sparse they are in the image. A surface's
-    LiDAR samples are ``lidar_range * beam angle`` apart, which the camera sees as
-    ``f * beam angle * lidar_range / depth`` pixels: objects much nearer to the camera than
-    to the LiDAR (a bumper camera next to a parked car) are sampled several times more
-    sparsely than the window expects. Level k holds points about 2^k times sparser and is
-    searched on a grid pooled by 2^k, so the same window spans their wider gaps. A
-    point's ``beam_level`` adds to its level likewise: its beam's gaps are about
-    2^beam_level times the typical gap the window was sized for.
-    """
-    limit = depth - (config.depth_tolerance_m + config.depth_tolerance_ratio * depth)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sparsity = lidar_range / depth
-    level = np.clip(np.floor(np.log2(np.maximum(sparsity * 1.5, 1.0))), 0, MAX_LEVEL).astype(int)
-    level += beam_level
-    labels = pixel_label.astype(np.int32)
-    occluded = np.zeros(rows.size, dtype=bool)
-    for k in range(MAX_LEVEL + MAX_BEAM_LEVEL + 1):
-        members = level == k
-        if not members.any():
-            continue
-        pending = np.flatnonzero(~occluded)
-        occluded[pending] = _surrounded(
-            rows >> k,
-            cols >> k,
-            depth,
-            labels,
-            members,
-            pending,
-            limit,
-            (-(-shape[0] // 2**k), -(-shape[1] // 2**k)),
-            window,
-            band_half,
-        )
-    return occluded
-
-
-def _surrounded(
-    rows: np.ndarray,
-    cols: np.ndarray,
-    depth: np.ndarray,
-    labels: np.ndarray,
-    members: np.ndarray,
-    queries: np.ndarray,
-    limit: np.ndarray,
-    shape: tuple[int, int],
-    window: tuple[int, int],
-    band_half: int,
-) -> np.ndarray:
-    """For the ``queries`` points: are they hidden behind ``members`` on this grid?
-
-    The depth buffer (with the label of each cell's nearest point) only covers the
-    members' bounding box plus the window, so its size follows the points rather than the
-    image; the points are then judged by :func:`_judge`.
-    """
-    reach_rows, reach_cols = window
-    pad_rows, pad_cols = 2 * reach_rows + 1, max(reach_cols, band_half) + 1
-    top, bottom = rows[members].min(), rows[members].max()
-    left, right = cols[members].min(), cols[members].max()
-    grid_rows = np.arange(top - pad_rows, bottom + pad_rows + 1)
-    grid_cols = np.arange(left - pad_cols, right + pad_cols + 1)
-    grid = np.full((grid_rows.size, grid_cols.size), np.inf, dtype=np.float32)
-    outside_rows = (grid_rows < 0) | (grid_rows >= shape[0])
-    outside_cols = (grid_cols < 0) | (grid_cols >= shape[1])
-    width = grid_cols.size
-    origin = (top - pad_rows) * width + (left - pad_cols)
-    flat_members = rows[members] * width + cols[members] - origin
-    member_depth = depth[members].astype(np.float32)
-    np.minimum.at(grid.reshape(-1), flat_members, member_depth)
-    nearest_member = member_depth == grid.reshape(-1)[flat_members]
-    band = _outside_is_nearer(_band_min(grid, band_half), outside_rows, outside_cols)
-    grid = _outside_is_nearer(grid, outside_rows, outside_cols)
-    buffers = _Buffers(
-        grid,
-        band,
-        width,
-        band_half,
-        (flat_members[nearest_member], labels[members][nearest_member]),
-        (outside_rows, outside_cols),
-    )
-
-    hidden = np.zeros(queries.size, dtype=bool)
-    inside = (rows[queries] >= top) & (rows[queries] <= bottom)
-    inside &= (cols[queries] >= left) & (cols[queries] <= right)
-    points = queries[inside]
-    hidden[inside] = _judge(
-        buffers,
-        rows[points] * width + cols[points] - origin,
-        limit[points],
-        depth[points],
-        labels[points],
-        window,
-    )
-    return hidden
-
-
-@dataclass
-class _Buffers:
-    """One level's depth buffer: nearest depth per cell (``grid``), the same min-filtered
-    over +-``band_half`` columns (``band``), and (built when first needed) the label of
-    each cell's nearest point; cells beyond the image border are -inf (nearer than
-    anything) and _OUTSIDE."""
-
-    grid: np.ndarray
-    band: np.ndarray
-    width: int
-    band_half: int
-    nearest: tuple[np.ndarray, np.ndarray]  # flat cells and labels of their nearest points
-    outside: tuple[np.ndarray, np.ndarray]  # rows and columns beyond the image
-
-    @cached_property
-    def labels(self) -> np.ndarray:
-        cells, labels = self.nearest
-        small = labels.size == 0 or int(labels.max()) < np.iinfo(np.int16).max
-        cell_labels = np.full(self.grid.shape, _EMPTY, dtype=np.int16 if small else np.int32)
-        cell_labels.reshape(-1)[cells] = labels
-        cell_labels[self.outside[0]] = _OUTSIDE
-        cell_labels[:, self.outside[1]] = _OUTSIDE
-        return cell_labels
-
-
-def _judge(
-    buffers: _Buffers,
-    flat: np.ndarray,
-    query_limit: np.ndarray,
-    query_depth: np.ndarray,
-    own: np.ndarray,
-    window: tuple[int, int],
-) -> np.ndarray:
-    """Are the points at ``flat`` hidden? A point is, when occluders nearer than its
-    ``query_limit`` lie, within the (rows, cols) ``window``:
-
-    * on all four sides, and its pixel shows the class of one of them (the label image
-      agrees that the camera sees an occluder there);
-    * above, below and on one side only, and three of them show its pixel's class: it
-      sits in the gap between an occluder's last sampled column and its real side edge;
-    * below and beside it but not above, where the occluder below is upright, shows its
-      pixel's class and is at most 1/_TOP_EDGE_DEPTH_RATIO of its depth: it sits in the gap
-      between the occluder's top beam and its real top edge (up to one beam gap: the
-      whole window's height for a 32-beam sensor). Upright keeps far ground, which only
-      has nearer ground below it, out.
-
-    Each test only runs on the points that are still candidates.
-    """
-    reach_rows, reach_cols = window
-    grid, band, width = buffers.grid, buffers.band, buffers.width
-    hidden = np.zeros(flat.size, dtype=bool)
-    # Above/below: up to reach_rows rows away, in a band a few columns wide (one beam's
-    # firings are a horizontal gap apart).
-    below_depth = _nearest_along(band, flat, width, 1, reach_rows)
-    cand = np.flatnonzero(below_depth < query_limit)
-    flat, query_limit, below_depth = flat[cand], query_limit[cand], below_depth[cand]
-    query_depth, own = query_depth[cand], own[cand]
-    above = _nearest_along(band, flat, -width, 1, reach_rows) < query_limit
-    # Only points above a much nearer occluder can be in its top-edge gap.
-    sides_for = np.flatnonzero(above | (query_depth >= _TOP_EDGE_DEPTH_RATIO * below_depth))
-    # Left/right: up to reach_cols columns away, in a band half a window tall.
-    half = max(reach_rows // 2, 1)
-    side_offsets = []
-    side = []
-    for direction in (-1, 1):
-        offsets = np.array(
-            [
-                dr * width + direction * dc
-                for dr in range(-half, half + 1)
-                for dc in range(1, reach_cols + 1)
-            ],
-            dtype=np.intp,
-        )
-        side_offsets.append(offsets)
-        found = np.zeros(cand.size, dtype=bool)
-        if offsets.size:
-            found[sides_for] = (
-                _nearest_at(grid, flat[sides_for], list(offsets)) < query_limit[sides_for]
-            )
-        side.append(found)
-    four_sides = above & side[0] & side[1]
-    side_edge = above & (side[0] ^ side[1])
-    top_edge = ~above & (side[0] | side[1])
-    judged = np.flatnonzero(four_sides | side_edge | top_edge)
-    if judged.size == 0:
-        return hidden
-
-    # The labels of the nearest occluder in each direction, for the judged points only.
-    at, own = flat[judged], own[judged]
-    columns = np.arange(-buffers.band_half, buffers.band_half + 1)
-    vertical = (np.arange(1, reach_rows + 1)[:, None] * width + columns[None, :]).ravel()
-    below_label = _label_of_nearest(grid, buffers.labels, at, vertical)
-    above_label = _label_of_nearest(grid, buffers.labels, at, -vertical)
-    matches = (below_label == own).astype(np.intp)
-    matches += above[judged] & (above_label == own)
-    for found, offsets in zip(side, side_offsets, strict=True):
-        if offsets.size:
-            label = _label_of_nearest(grid, buffers.labels, at, offsets)
-            matches += found[judged] & (label == own)
-
-    ratio, metres = _UPRIGHT_SLACK
-    deep = below_depth[judged]
-    further = _nearest_along(band, at, width, reach_rows + 1, 2 * reach_rows)
-    with np.errstate(invalid="ignore"):
-        upright = further >= deep - (ratio * deep + metres)
-    result = (four_sides[judged] & (matches >= 1)) | (side_edge[judged] & (matches >= 3))
-    result |= (
-        top_edge[judged]
-        & (below_label == own)
-        & upright
-        & (query_depth[judged] >= _TOP_EDGE_DEPTH_RATIO * deep)
-    )
-    hidden[cand[judged]] = result
-    return hidden
+    return index
