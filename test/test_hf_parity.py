@@ -461,7 +461,8 @@ def test_sidecar_size_and_resample_keys(tmp_path):
     bad = {
         "filter": ({"resample": "cubic"}, "input.resample is 'cubic'; expected one of linear"),
         "edge": ({"size": {"shortest_edge": 0}}, "input.size.shortest_edge must be an integer"),
-        "key": ({"size": {"shortest_edge": 5, "longest_edge": 9}}, "unknown key.*longest_edge"),
+        # (longest_edge is known since the shortest_longest policy: Mask2Former, OneFormer)
+        "key": ({"size": {"shortest_edge": 5, "short_side": 9}}, "unknown key.*short_side"),
         "keep": ({"size": {"height": 5, "width": 5, "keep_aspect_ratio": "yes"}}, "true or"),
     }
     from seg_perception.engines.spec import ModelSpecError

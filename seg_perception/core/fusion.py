@@ -195,6 +195,24 @@ class FusionResult:
         return int(np.count_nonzero(self.camera != NO_CAMERA))
 
 
+def warm_up(config: FusionConfig | None = None) -> None:
+    """Fuse a small synthetic frame (a wall behind an occluder, one camera, float32 and
+    float64 points), so one-time costs are paid at start-up, not on the first real cloud:
+    loading or compiling the compiled occlusion search (0.5 s from numba's cache, ~2 s when
+    it compiles) and the allocator settling. Measured: without it a fusion node started in
+    a fresh checkout lost its first two clouds at 10 Hz."""
+    camera = CameraModel.pinhole(200, 100, 100.0, 100.0, 99.5, 49.5)
+    optical_from_lidar = np.eye(4)
+    optical_from_lidar[:3, :3] = [[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]]
+    ys, zs = np.meshgrid(np.linspace(-5, 5, 80), np.linspace(-2, 2, 40))
+    wall = np.column_stack([np.full(ys.size, 10.0), ys.ravel(), zs.ravel()])
+    occluder = wall[np.abs(wall[:, 1]) < 1.0] * [0.5, 0.5, 0.5]
+    labels = (np.arange(200 * 100) % 7).astype(np.uint8).reshape(100, 200)
+    view = CameraLabels("warm_up", camera, optical_from_lidar, labels)
+    for dtype in (np.float32, np.float64):
+        label_points(np.vstack([wall, occluder]).astype(dtype), [view], config or FusionConfig())
+
+
 def label_points(
     points: np.ndarray,
     cameras: list[CameraLabels],

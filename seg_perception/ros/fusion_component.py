@@ -36,6 +36,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, PointCloud2
 
 from seg_perception.core.camera_model import CameraModel
+from seg_perception.core.fusion import warm_up as fusion_warm_up
 from seg_perception.core.labeled_cloud import labeled_fields, rgb_cloud
 from seg_perception.core.motion import describe_motion
 from seg_perception.core.pipeline import CameraInput, Frame, FrameResult, Pipeline, Segmentation
@@ -182,6 +183,7 @@ class FusionComponent:
         self.label_set = pipeline.label_set
         self.data = data
         self.on_fused = on_fused
+        fusion_warm_up(pipeline.fusion)  # before any subscription: no start-up drops
         self.diagnostics = node.diagnostics
         self.cameras = [self._declare_camera(i, n) for i, n in enumerate(_camera_names(node))]
         self.wait_timeout = float(self.params["wait_timeout"])
