@@ -18,6 +18,11 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["seg_perception", "seg_perception.*"]),
+    # The demo's network (ONNX + model spec) and the label sets `train` ships.
+    package_data={
+        "seg_perception.sample": ["models/*.onnx", "models/*.yaml"],
+        "seg_perception.training": ["label_sets/*.yaml"],
+    },
     install_requires=[
         "numpy>=1.24",
         "opencv-python-headless>=4.8",
@@ -28,6 +33,7 @@ setup(
     extras_require={
         "bag": ["rosbags>=0.10"],
         "fleet": ["rosbags>=0.10", "ray>=2.9"],
+        "fast": ["numba>=0.60"],
         "test": ["pytest>=7,<9", "rosbags>=0.10"],
     },
     entry_points={

@@ -52,25 +52,6 @@ def fusion_config_from_args(args: argparse.Namespace):
     )
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from seg_perception.demo import format_summary, run_demo
-    from seg_perception.engines.factory import create_engine, find_default_model
-
-    model, note = (args.model, "") if args.model else find_default_model()
-    engine = create_engine(_engine_config(args, model)) if model else None
-    fusion = fusion_config_from_args(args)
-    summary = run_demo(
-        Path(args.out),
-        seed=args.seed,
-        occlusion=fusion.occlusion,
-        engine=engine,
-        model_note=note,
-        fusion=fusion,
-    )
-    print(format_summary(summary))
-    return 0
-
-
 def _export(args: argparse.Namespace) -> int:
     from seg_perception.engines.export import export_onnx
 
@@ -130,18 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser(
-        "demo",
-        help="label a generated street scene's LiDAR cloud from its camera and score it",
-        description="Generate a street scene with exact truth, segment its camera image (with "
-        "--model, $SEG_PERCEPTION_MODEL or a cached Cityscapes SegFormer; else use the rendered "
-        "truth labels), fuse, print per-point accuracy and write a labeled cloud and pictures.",
-    )
-    demo.add_argument("--out", default="demo_output", help="output folder (default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=0, help="scene seed (default: %(default)s)")
-    add_fusion_options(demo)
-    _add_engine_options(demo)
-    demo.set_defaults(func=_demo)
+    from seg_perception.demo import add_demo_parser
+
+    add_demo_parser(commands)
 
     export = commands.add_parser(
         "export",
@@ -182,10 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     from seg_perception.bag.cli import add_parsers as add_bag_parsers
     from seg_perception.evaluation.cli import add_parsers as add_eval_parsers
     from seg_perception.lidar.cli import add_parsers as add_lidar_parsers
+    from seg_perception.training.cli import add_parsers as add_training_parsers
 
     add_lidar_parsers(commands)
     add_bag_parsers(commands)
     add_eval_parsers(commands)
+    add_training_parsers(commands)
     return parser
 
 

@@ -85,13 +85,11 @@ def test_demo_with_a_model_says_which_engine_labeled(tmp_path, capsys):
     assert summary["label_source"].startswith("onnxruntime engine")
 
 
-def test_demo_without_a_model_says_so(tmp_path, capsys, monkeypatch):
+def test_demo_without_a_model_runs_the_packaged_network(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("SEG_PERCEPTION_MODEL", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-home"))
     assert main(["demo", "--out", str(tmp_path)]) == 0
-    printed = capsys.readouterr().out
-    assert "note: no trained model found" in printed
-    assert "2D label source: the scene's rendered ground-truth label image" in printed
+    assert "packaged street SegFormer" in capsys.readouterr().out
 
 
 def test_demo_with_a_missing_model_fails_clearly(tmp_path, capsys):
