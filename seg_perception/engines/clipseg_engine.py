@@ -42,6 +42,7 @@ from seg_perception.engines.spec import (
 )
 from seg_perception.engines.torch_engine import _import_torch, _quiet_transformers
 from seg_perception.engines.universal_engine import (
+    check_torch_config,
     folder_settings,
     load_tokenizer,
     model_folder,
@@ -101,12 +102,9 @@ class CLIPSegEngine(SegmentationEngine):
     def __init__(self, config: EngineConfig) -> None:
         torch = _import_torch()
         self._torch = torch
-        if config.device.startswith("cuda") and not torch.cuda.is_available():
-            raise EngineLoadError(f"device {config.device} requested but torch sees no CUDA GPU")
+        check_torch_config(torch, config, "CLIPSeg")
         if config.precision != "fp32" and not config.device.startswith("cuda"):
             raise EngineLoadError("CLIPSeg runs in fp32 on the CPU")
-        if config.precision == "int8":
-            raise EngineLoadError("CLIPSeg has no int8 mode; use fp32 or fp16 (CUDA)")
         model, settings, tokenizer, where = load_clipseg(config)
         read, notes = from_hf_preprocessor(settings, where) if settings else ({}, [])
         for note in notes:

@@ -172,6 +172,14 @@ def load_universal(config: EngineConfig) -> tuple[Any, dict[str, Any], Any, str]
     return model, settings, tokenizer, where
 
 
+def check_torch_config(torch: Any, config: EngineConfig, family: str) -> None:
+    """The device and precision checks every PyTorch-only family shares."""
+    if config.device.startswith("cuda") and not torch.cuda.is_available():
+        raise EngineLoadError(f"device {config.device} requested but torch sees no CUDA GPU")
+    if config.precision == "int8":
+        raise EngineLoadError(f"{family} has no int8 mode; use fp32 or fp16 (CUDA)")
+
+
 class UniversalEngine(SegmentationEngine):
     """Mask2Former / OneFormer through PyTorch: semantic and panoptic readouts."""
 
@@ -180,10 +188,7 @@ class UniversalEngine(SegmentationEngine):
     def __init__(self, config: EngineConfig) -> None:
         torch = _import_torch()
         self._torch = torch
-        if config.device.startswith("cuda") and not torch.cuda.is_available():
-            raise EngineLoadError(f"device {config.device} requested but torch sees no CUDA GPU")
-        if config.precision == "int8":
-            raise EngineLoadError("universal models have no int8 mode; use fp32 or fp16 (CUDA)")
+        check_torch_config(torch, config, "universal models")
         model, settings, self.tokenizer, where = load_universal(config)
         self.model_type = str(model.config.model_type)
         self.device = torch.device(config.device)
