@@ -189,10 +189,47 @@ def test_samples_are_normalized_like_the_engines_and_deterministic(tmp_path):
     assert image.shape == (3, 40, 64) and (label == IGNORE_INDEX).mean() > 0.5
     again, _ = dataset[1]
     np.testing.assert_array_equal(image, again)
-    dataset.epoch = 1
+    dataset.set_epoch(1)
     assert not np.array_equal(dataset[1][0], image)
     np.testing.assert_allclose(normalize(np.zeros((1, 1, 3)), pre)[:, 0, 0], pre(
         np.zeros((1, 1, 3), np.uint8))[0][0, :, 0, 0], atol=1e-6)  # fmt: skip
+
+
+def test_repeat_factor_sampling_follows_the_lvis_rule():
+    from seg_perception.training.sampling import epoch_plan, repeat_factors
+
+    # 10 images; class 1 in 1 of them (f 0.1), class 2 in 4 (f 0.4), class 0 everywhere.
+    present = np.zeros((10, 3), bool)
+    present[:, 0] = True
+    present[0, 1] = True
+    present[[0, 1, 2, 3], 2] = True
+    factors = repeat_factors(present, 0.4)
+    # r_1 = sqrt(0.4 / 0.1) = 2, r_2 = max(1, sqrt(0.4 / 0.4)) = 1; an image takes its max.
+    np.testing.assert_allclose(factors, [2.0] + [1.0] * 9)
+    np.testing.assert_allclose(repeat_factors(present, 0.9)[:4], [3.0, 1.5, 1.5, 1.5])
+    assert (repeat_factors(present, 0.0) == 1).all()
+    with pytest.raises(ValueError, match="--repeat-rare must be >= 0"):
+        repeat_factors(present, -1)
+    # Epoch length fixed at round(3 + 3 x 1.5 + 6) = 14: 12 whole copies + 2 of images 1-3.
+    factors = repeat_factors(present, 0.9)
+    plans = [epoch_plan(factors, 0, e) for e in range(400)]
+    assert len({len(p) for p in plans}) == 1 and len(plans[0]) == round(factors.sum())
+    seen = np.mean([np.bincount(p, minlength=10) for p in plans], axis=0)
+    assert seen[0] == 3 and (seen[4:] == 1).all()
+    np.testing.assert_allclose(seen[1:4], 1 + 2 / 3, atol=0.06)
+
+
+def test_repeated_images_get_different_augmentations(tmp_path):
+    data = plain_folder(tmp_path / "d")
+    _, samples = find_samples(DataSource(data))
+    pre = Preprocessor(input_size=(30, 50), resize="stretch", resample="bilinear_pil")
+    augmented = AugmentConfig(crop=(16, 16), scale_range=(0.5, 1.5))
+    dataset = SegmentationDataset(
+        samples[:1], TrainLabels.load("cityscapes"), pre, augmented, repeat=np.array([3.0])
+    )
+    assert len(dataset) == 3
+    first, second = dataset[0][0], dataset[1][0]
+    assert not np.array_equal(first, second)
 
 
 def test_make_images_writes_the_generator_frames_in_the_plain_layout(tmp_path, capsys):

@@ -173,22 +173,37 @@ class SegmentationDataset:
         preprocessor: Preprocessor,
         augment: AugmentConfig,
         seed: int = 0,
+        repeat: np.ndarray | None = None,
     ) -> None:
         self.samples = list(samples)
+        #: Repeat factor per sample (:mod:`.sampling`); None: each sample once per epoch.
+        self.repeat = repeat
+        self._plan: np.ndarray | None = None
         self.labels = labels
         self.preprocessor = preprocessor
         self.augment = augment
         self.seed = seed
-        self.epoch = 0
         self._table = labels.lookup()
         self._fill = mean_pixel(preprocessor)
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draws come from (seed, epoch, position); with repeat factors, also the epoch's
+        plan (which image each position shows; its length is the same every epoch)."""
+        from seg_perception.training.sampling import epoch_plan
+
+        self.epoch = epoch
+        if self.repeat is not None:
+            self._plan = epoch_plan(self.repeat, self.seed, epoch)
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.samples) if self._plan is None else len(self._plan)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, position: int) -> tuple[np.ndarray, np.ndarray]:
+        # A repeated image's copies differ: the draw is per position, not per image.
+        index = position if self._plan is None else int(self._plan[position])
         sample = self.samples[index]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = np.random.default_rng([self.seed, self.epoch, position])
         image = read_image(sample.image)
         label = self.labels.to_train_ids(read_label(sample.label), self._table)
         image, label = base_resize(image, label, self.preprocessor)

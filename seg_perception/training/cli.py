@@ -128,6 +128,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         help="share of crops centred on a class drawn uniformly from the image's classes, so "
         "rare classes are seen as often as common ones (default: 0, random crops)",
     )
+    augment.add_argument(
+        "--repeat-rare",
+        type=float,
+        default=0.0,
+        metavar="T",
+        help="repeat-factor sampling (LVIS): an image holding a class found in a share f < T "
+        "of the images is seen sqrt(T/f) times per epoch (e.g. 0.3; default: 0, off)",
+    )
     augment.add_argument("--no-flip", action="store_true")
     augment.add_argument("--no-photometric", action="store_true")
     loop = train.add_argument_group("optimization")
@@ -203,6 +211,7 @@ def _train(args: argparse.Namespace) -> int:
         flip=not args.no_flip,
         photometric=not args.no_photometric,
         balanced_crops=args.balanced_crops,
+        repeat_rare=args.repeat_rare,
         out=Path(args.out),
         resume=args.resume,
         export=not args.no_export,

@@ -193,9 +193,18 @@ def image_size(path: Path) -> tuple[int, int]:
         raise DataError(f"cannot read image {path}: {error}") from None
 
 
-def check_labels(samples: Sequence[Sample], labels: TrainLabels) -> np.ndarray:
+@dataclass(frozen=True)
+class LabelCounts:
+    """What one read of every label found: pixels per class (loss weights) and which
+    classes each image holds (repeat-factor sampling), samples in the order given."""
+
+    pixels: np.ndarray  # (classes,) int64
+    present: np.ndarray  # (samples, classes) bool
+
+
+def check_labels(samples: Sequence[Sample], labels: TrainLabels) -> LabelCounts:
     """Read every label once: sizes must match the images and every id must be a class,
-    ignored or remapped. Returns the pixel count per class (for weights and the log)."""
+    ignored or remapped. Returns the class counts (for weights, sampling and the log)."""
 
     def scan(sample: Sample) -> tuple[Sample, np.ndarray, np.ndarray, tuple, tuple]:
         label = read_label(sample.label)
@@ -204,10 +213,11 @@ def check_labels(samples: Sequence[Sample], labels: TrainLabels) -> np.ndarray:
 
     table = labels.lookup()
     histogram = np.zeros(labels.num_classes, dtype=np.int64)
+    present = np.zeros((len(samples), labels.num_classes), dtype=bool)
     offenders: dict[int, list[str]] = {}
     workers = min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
-        for sample, ids, counts, shape, size in pool.map(scan, samples):
+        for row, (sample, ids, counts, shape, size) in enumerate(pool.map(scan, samples)):
             if tuple(shape) != tuple(size):
                 raise DataError(
                     f"{sample.label} is {shape[1]}x{shape[0]} but its image {sample.image} is "
@@ -218,6 +228,7 @@ def check_labels(samples: Sequence[Sample], labels: TrainLabels) -> np.ndarray:
             mapped = table[ids.astype(np.int64)]
             keep = (mapped >= 0) & (mapped < labels.num_classes)
             np.add.at(histogram, mapped[keep], counts[keep])
+            present[row, mapped[keep]] = True
     if offenders:
         ids = sorted(offenders)
         files = sorted({f for i in ids for f in offenders[i]})
@@ -228,7 +239,7 @@ def check_labels(samples: Sequence[Sample], labels: TrainLabels) -> np.ndarray:
             f"({labels.source}), nor ignored nor remapped: add them to its 'ignore' or "
             "'remap' (PNGs of Cityscapes labelIds: --label-set cityscapes-labelids)"
         )
-    return histogram
+    return LabelCounts(histogram, present)
 
 
 def split_holdout(

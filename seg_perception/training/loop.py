@@ -202,7 +202,7 @@ class Trainer:
     # ------------------------------------------------------------------ steps
     def _loader(self, epoch: int) -> Any:
         torch = self.torch
-        self.train_set.epoch = epoch
+        self.train_set.set_epoch(epoch)
         generator = torch.Generator().manual_seed(self.settings.seed * 100_003 + epoch)
         workers = self.settings.workers
         if workers < 0:

@@ -35,6 +35,8 @@ from seg_perception.training.model import (
     save_folder,
 )
 from seg_perception.training.progress import write
+from seg_perception.training.sampling import describe as describe_repeats
+from seg_perception.training.sampling import repeat_factors
 
 #: Largest default crop side: bigger crops cost memory and time for little gain.
 MAX_DEFAULT_CROP = 512
@@ -61,6 +63,7 @@ class TrainRequest:
     flip: bool = True
     photometric: bool = True
     balanced_crops: float = 0.0
+    repeat_rare: float = 0.0  # LVIS repeat-factor threshold t; 0: off
     resume: str = ""  # "", "auto" (OUT/checkpoint.pt) or a path
     export: bool = True
     settings: dict[str, Any] = field(default_factory=dict)
@@ -129,7 +132,9 @@ def run_training(request: TrainRequest) -> dict[str, Any]:
     checkpoint = resume_path(request)
     if checkpoint is not None and not checkpoint.is_file():
         raise ValueError(f"--resume {checkpoint}: no such checkpoint")
-    histogram = check_labels([*train_samples, *val_samples], labels)
+    counts = check_labels([*train_samples, *val_samples], labels)
+    present = counts.present[: len(train_samples)]
+    repeat = repeat_factors(present, request.repeat_rare) if request.repeat_rare else None
     write(f"data: {where}; {labels.describe()}")
 
     model = build_model(source, config, settings.seed)
@@ -153,10 +158,12 @@ def run_training(request: TrainRequest) -> dict[str, Any]:
         balanced_crops=request.balanced_crops,
     )
     dataset = SegmentationDataset(
-        train_samples, labels, Preprocessor.from_spec(spec), augment, settings.seed
+        train_samples, labels, Preprocessor.from_spec(spec), augment, settings.seed, repeat
     )
+    if repeat is not None:
+        write(describe_repeats(repeat, present, list(labels.label_set.names)))
     trainer = Trainer(
-        model, folder, dataset, val_samples, labels, settings, request.out, histogram,
+        model, folder, dataset, val_samples, labels, settings, request.out, counts.pixels,
         pretrained=source.pretrained,
     )  # fmt: skip
     if state is not None:
