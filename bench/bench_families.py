@@ -1,9 +1,12 @@
-"""Segmentation families on the CPU: Mask2Former, OneFormer, CLIPSeg beside SegFormer-B0.
+"""Segmentation families on the CPU: Mask2Former, OneFormer, CLIPSeg, SAM beside SegFormer-B0.
 
 Random weights (no trained weights can be downloaded here) in the published architectures'
 sizes: SegFormer-B0, Mask2Former and OneFormer with a Swin-T backbone, CLIPSeg rd64 (ViT-B/16)
-with 8 prompts, each fed by its own processor's rule (SegFormer: the camera's size; the
-universal models: short side 800, long side <= 1333; CLIPSeg: 352x352). All through PyTorch
+with 8 prompts, SAM ViT-B, each fed by its own processor's rule (SegFormer: the camera's size;
+the universal models: short side 800, long side <= 1333; CLIPSeg: 352x352; SAM: long side
+1024, padded to 1024x1024). SAM segments at prompts, not per class, so it gets two rows: its
+image encoder (once per image) and one point prompt on an encoded image (prompt mapping,
+decoder, the mask upsampled to the camera; what each further click costs). All through PyTorch
 on one core, one KITTI-sized frame (1242x375; the real one when ../shared/data is present),
 end to end to labels at the camera's resolution. Prints per-stage times, each family's
 time as a ratio of SegFormer-B0's, and for the post-processing our time beside
@@ -21,6 +24,7 @@ import sys
 import time
 import types
 
+import numpy as np
 from _common import DATA, pin_one_core
 
 PROMPTS = ("road", "sidewalk", "building", "vegetation", "sky", "person", "car", "bicycle")
@@ -90,6 +94,29 @@ def _clipseg_library_forward(engine, image, runs: int) -> float:
         )
 
 
+def _sam_rows(config, image, runs: int) -> list[tuple]:
+    """SAM's rows: the image encoder (processor + ViT) and one point prompt on a cached
+    embedding (prompt mapping + decoder + post_process_masks), medians."""
+    from seg_perception.engines import create_engine
+
+    engine = create_engine(config)
+    size = (engine.edge, engine.edge)
+    point = np.array([[image.shape[1] * 0.5, image.shape[0] * 0.6]])
+    engine.segment_prompt(image, points=point)  # warm-up: encoder and decoder
+
+    def encode() -> None:
+        engine.clear_cache()
+        engine.embed(image)
+
+    encoder = _median_ms(encode, runs)
+    enc = engine.encoder_timings
+    rows = [("SAM image encoder", size, enc.preprocess, enc.network, 0.0, encoder)]
+    prompt = _median_ms(lambda: engine.segment_prompt(image, points=point), max(runs, 5))
+    t = engine.timings
+    rows.append(("  + per prompt", size, t.preprocess, t.network, t.postprocess, prompt))
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1, help="timed runs after a warm-up")
@@ -143,6 +170,8 @@ def main() -> int:
                           f"transformers' forward (ViT per prompt) {theirs:.0f} ms "
                           f"({theirs / stages[1]:.1f}x)")  # fmt: skip
         del engine
+    sam = "random:sam" + ("" if args.tiny else "-vit-base")
+    rows += _sam_rows(EngineConfig(model=sam), image, args.runs)
     base = rows[0][5]
     print(f"\n{'family':<22}{'network input':>14}{'pre ms':>9}{'net ms':>10}{'post ms':>9}"
           f"{'total ms':>10}{'x B0':>7}")  # fmt: skip

@@ -6,8 +6,8 @@ export (cached, verified against PyTorch) run by ONNX Runtime, which is 2.6-2.9x
 PyTorch eager there with the same argmax.
 
 A Hugging Face model's ``model_type`` (``engines/families.py``) decides first: universal
-models (Mask2Former, OneFormer) and open-vocabulary ones (CLIPSeg) get their own PyTorch
-engines; a family this package does not run is refused with one message.
+models (Mask2Former, OneFormer), open-vocabulary ones (CLIPSeg) and promptable ones (SAM) get
+their own PyTorch engines; a family this package does not run is refused with one message.
 """
 
 from __future__ import annotations
@@ -142,21 +142,29 @@ def create_engine(config: EngineConfig) -> SegmentationEngine:
 
 
 def _family_engine(config: EngineConfig) -> SegmentationEngine | None:
-    """The engine of a universal or open-vocabulary model; None for a semantic one.
+    """The engine of a universal, open-vocabulary or promptable model; None for a semantic one.
 
     Readouts a model cannot give are refused here, before anything loads: panoptic from a
-    semantic model or CLIPSeg, prompts for a model whose classes are not text.
+    semantic model, CLIPSeg or SAM, text prompts for a model whose classes are not text.
     """
     from seg_perception.engines.families import family_of
 
     family = family_of(config)
+    if config.prompts and family == "promptable":
+        raise EngineLoadError(
+            f"prompts are the classes of an open-vocabulary model (CLIPSeg); {config.model} is "
+            "a promptable model (SAM), prompted per image with points and boxes "
+            "(segment_prompt): remove prompts"
+        )
     if config.prompts and family != "open_vocabulary":
         raise EngineLoadError(
             f"prompts are the classes of an open-vocabulary model (CLIPSeg); {config.model} "
             "has fixed classes: remove prompts"
         )
     if config.panoptic and family != "universal":
-        what = "an open-vocabulary" if family == "open_vocabulary" else "a semantic"
+        what = {"open_vocabulary": "an open-vocabulary", "promptable": "a promptable"}.get(
+            family, "a semantic"
+        )
         raise EngineLoadError(
             f"panoptic readout requested, but {config.model} is {what} segmentation model "
             "without one: panoptic needs a universal model (Mask2Former or OneFormer), or "
@@ -173,6 +181,10 @@ def _family_engine(config: EngineConfig) -> SegmentationEngine | None:
         from seg_perception.engines.universal_engine import UniversalEngine
 
         return UniversalEngine(config)
+    if family == "promptable":
+        from seg_perception.engines.sam_engine import SamEngine
+
+        return SamEngine(config)
     from seg_perception.engines.clipseg_engine import CLIPSegEngine
 
     return CLIPSegEngine(config)

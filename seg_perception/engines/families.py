@@ -1,12 +1,18 @@
 """Which kind of segmentation network a model is, from its Hugging Face ``model_type``.
 
-Three kinds run behind the one engine interface, each needing different post-processing:
+Four kinds run behind the one engine interface, each needing different post-processing:
 
 * **semantic** (SegFormer, BEiT, DPT, MobileViT, UperNet, ...): (C, h, w) logits; the
   families are transformers' own ``AutoModelForSemanticSegmentation`` list;
 * **universal** (Mask2Former, OneFormer): per-query class scores and masks, from which
   semantic and panoptic readouts are made (``universal_engine.py``);
-* **open vocabulary** (CLIPSeg): a mask per text prompt (``clipseg_engine.py``).
+* **open vocabulary** (CLIPSeg): a mask per text prompt (``clipseg_engine.py``);
+* **promptable** (SAM): one mask per point/box prompt, no classes (``sam_engine.py``); it
+  has no per-pixel labels to give, so its ``segment`` refuses and ``segment_prompt`` is used.
+
+SAM 2 (``sam2``) is not run: transformers 5.23 has no PIL image processor for it, only a
+torchvision one, and there is no CPU torchvision wheel here, so its own preprocessing (which
+this package uses instead of a copy) cannot run where the package is built and tested.
 
 Anything else (a classifier, a detector, MaskFormer, DETR) is refused with one message
 naming what is supported, instead of failing somewhere inside transformers.
@@ -21,9 +27,16 @@ from typing import Literal
 from seg_perception.engines.base import EngineLoadError
 from seg_perception.engines.config import RANDOM_PREFIX, EngineConfig
 
-Family = Literal["semantic", "universal", "open_vocabulary"]
+Family = Literal["semantic", "universal", "open_vocabulary", "promptable"]
 UNIVERSAL_TYPES = ("mask2former", "oneformer")
 OPEN_VOCABULARY_TYPES = ("clipseg",)
+PROMPTABLE_TYPES = ("sam",)
+#: Model types refused with a reason of their own rather than the generic list.
+_REFUSED = {
+    "sam2": "SAM 2's image processor needs torchvision (transformers 5.23 has no PIL one for "
+    "it) and there is no CPU torchvision wheel; use a SAM (model_type sam) checkpoint, e.g. "
+    "facebook/sam-vit-base",
+}
 #: transformers 5.23's AutoModelForSemanticSegmentation families, if it cannot be asked.
 _SEMANTIC_FALLBACK = ("beit", "data2vec-vision", "dpt", "mobilenet_v2", "mobilevit",
                       "mobilevitv2", "segformer", "upernet")  # fmt: skip
@@ -55,8 +68,8 @@ def model_type(config: EngineConfig) -> str | None:
         if found is None:
             raise EngineLoadError(
                 f"unknown random model '{config.model}': use random:segformer-b0 ... b5, "
-                "random:mask2former[-swin-tiny], random:oneformer[-swin-tiny] or "
-                "random:clipseg[-rd64]"
+                "random:mask2former[-swin-tiny], random:oneformer[-swin-tiny], "
+                "random:clipseg[-rd64] or random:sam[-vit-base]"
             )
         return found
     if kind == "folder":
@@ -92,8 +105,13 @@ def family_of(config: EngineConfig) -> Family:
         return "universal"
     if found in OPEN_VOCABULARY_TYPES:
         return "open_vocabulary"
+    if found in PROMPTABLE_TYPES:
+        return "promptable"
+    if found in _REFUSED:
+        raise EngineLoadError(f"{config.model}: model_type '{found}' is not run: {_REFUSED[found]}")
     raise EngineLoadError(
         f"{config.model}: model_type '{found}' is not a segmentation family this package "
         f"runs. Supported: semantic ({', '.join(semantic_types())}), universal "
-        f"({', '.join(UNIVERSAL_TYPES)}) and open-vocabulary ({', '.join(OPEN_VOCABULARY_TYPES)})"
+        f"({', '.join(UNIVERSAL_TYPES)}), open-vocabulary ({', '.join(OPEN_VOCABULARY_TYPES)}) "
+        f"and promptable ({', '.join(PROMPTABLE_TYPES)})"
     )

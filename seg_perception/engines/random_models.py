@@ -1,4 +1,4 @@
-"""Random-weight Mask2Former, OneFormer and CLIPSeg models, for tests and benchmarks.
+"""Random-weight Mask2Former, OneFormer, CLIPSeg and SAM models, for tests and benchmarks.
 
 No model hub is reachable on the build machines, so these families are built from configs,
 like ``random:segformer-b0``. ``random:<family>`` is tiny (tests: well under a second per
@@ -9,6 +9,8 @@ image on one core); ``random:<family>-<variant>`` has the published architecture
 * ``random:oneformer`` / ``random:oneformer-swin-tiny``
 * ``random:clipseg`` / ``random:clipseg-rd64`` (ViT-B/16 with a 64-wide decoder, as
   CIDAS/clipseg-rd64-refined)
+* ``random:sam`` / ``random:sam-vit-base`` (as facebook/sam-vit-base); both take SAM's real
+  1024x1024 input, so pre- and post-processing cost what they cost with trained weights
 
 Why the weights are redrawn: transformers' own initialization gives degenerate universal
 models -- every query's mask is nearly the same pattern (correlation ~0.75) and most queries
@@ -19,7 +21,12 @@ one, correlation 0.97), and three layers are calibrated on a generated street im
 would leave them: the mask features and the mask and class heads' inputs are whitened (so
 queries' masks are different patterns and their classes differ), a constant mask-feature
 channel gives each mask a negative offset (each covers ~15 % of the image, as objects do),
-and class logits get a spread of 3. Seeded: the same name and seed give the same weights.
+and class logits get a spread of 3. SAM's initialization is degenerate too (its vision
+encoder's ``initializer_range`` is 1e-10: the image embedding is ~1e-21 and every mask logit
+~0, so a mask is decided by rounding noise): its weights get unit gain as well, including the
+mask decoder's transposed convolutions, and its absolute position embedding a unit spread, so
+masks depend on where the prompt is (mask logits then have a spread ~0.4, and three candidates
+of different sizes). Seeded: the same name and seed give the same weights.
 
 OneFormer and CLIPSeg need a CLIP tokenizer. :func:`tiny_clip_tokenizer` builds one from a
 vocabulary written here (the 256 byte-level symbols, alone and word-final, plus merges that
@@ -47,14 +54,18 @@ RANDOM_MODELS = {
     "oneformer-swin-tiny": ("oneformer", "swin-tiny"),
     "clipseg": ("clipseg", "tiny"),
     "clipseg-rd64": ("clipseg", "rd64"),
+    "sam": ("sam", "tiny"),
+    "sam-vit-base": ("sam", "vit-base"),
 }
 #: Words that become single tokens (OneFormer's task prompts).
 TASK_WORDS = ("the", "task", "is", "semantic", "panoptic", "instance")
-#: Default processor sizes: transformers' own (Mask2Former/OneFormer 800/1333, CLIPSeg 352).
+#: Default processor sizes: transformers' own (Mask2Former/OneFormer 800/1333, CLIPSeg 352,
+#: SAM's longest edge 1024, which is also its model's ``image_size``).
 DEFAULT_SIZES: dict[str, dict[str, int]] = {
     "mask2former": {"shortest_edge": 800, "longest_edge": 1333},
     "oneformer": {"shortest_edge": 800, "longest_edge": 1333},
     "clipseg": {"height": 352, "width": 352},
+    "sam": {"longest_edge": 1024},
 }
 
 
@@ -121,9 +132,29 @@ def _labels(count: int) -> dict[str, Any]:
     return {"num_labels": count, "id2label": id2label, "label2id": label2id}
 
 
-def _config(model_type: str, variant: str, tokenizer: Any) -> Any:
+def _sam_config(variant: str, image_size: int) -> Any:
+    """SAM: ViT-B as facebook/sam-vit-base (SamConfig's defaults), or a 2-layer, 32-wide
+    one (window attention then one global layer, as SAM alternates them) at ``image_size``."""
+    from transformers import SamConfig
+
+    if variant != "tiny":
+        vision = {"image_size": image_size}
+        return SamConfig(vision_config=vision, prompt_encoder_config=vision)
+    vision = dict(hidden_size=32, output_channels=32, num_hidden_layers=2, num_attention_heads=2,
+                  mlp_dim=64, window_size=8, global_attn_indexes=[1], num_pos_feats=16,
+                  image_size=image_size)  # fmt: skip
+    prompt = dict(hidden_size=32, mask_input_channels=4, image_size=image_size)
+    decoder = dict(hidden_size=32, mlp_dim=64, num_hidden_layers=2, num_attention_heads=2,
+                   iou_head_hidden_dim=32)  # fmt: skip
+    return SamConfig(vision_config=vision, prompt_encoder_config=prompt,
+                     mask_decoder_config=decoder)  # fmt: skip
+
+
+def _config(model_type: str, variant: str, tokenizer: Any, image_size: int = 1024) -> Any:
     from transformers import CLIPSegConfig, Mask2FormerConfig, OneFormerConfig
 
+    if model_type == "sam":
+        return _sam_config(variant, image_size)
     tiny = variant == "tiny"
     if model_type == "mask2former":
         small = dict(feature_size=32, mask_feature_size=32, hidden_dim=32,
@@ -163,10 +194,16 @@ def _processor(model_type: str, tokenizer: Any, size: dict[str, int] | None) -> 
         Mask2FormerImageProcessorPil,
         OneFormerImageProcessorPil,
         OneFormerProcessor,
+        SamImageProcessorPil,
+        SamProcessor,
         ViTImageProcessorPil,
     )
 
     size = dict(size or DEFAULT_SIZES[model_type])
+    if model_type == "sam":  # pads to a square of the longest edge: the model's image_size
+        edge = int(size["longest_edge"])
+        pad = {"height": edge, "width": edge}
+        return SamProcessor(SamImageProcessorPil(size={"longest_edge": edge}, pad_size=pad))
     if model_type == "mask2former":
         return Mask2FormerImageProcessorPil(size=size)
     if model_type == "oneformer":
@@ -179,13 +216,15 @@ def _processor(model_type: str, tokenizer: Any, size: dict[str, int] | None) -> 
 def build_random_model(spec: str, seed: int = 0, size: dict[str, int] | None = None) -> tuple:
     """(model, processor, tokenizer or None) for ``random:<name>`` (see the module docstring).
 
-    ``size`` overrides the processor's ``size`` (tests use small inputs).
+    ``size`` overrides the processor's ``size`` (tests use small inputs); for SAM it is
+    ``{"longest_edge": n}`` and sets the model's ``image_size`` too, which must equal it.
     """
     import torch
     from transformers import (
         CLIPSegForImageSegmentation,
         Mask2FormerForUniversalSegmentation,
         OneFormerForUniversalSegmentation,
+        SamModel,
     )
 
     name = spec[len(RANDOM_PREFIX) :].lower()
@@ -193,14 +232,17 @@ def build_random_model(spec: str, seed: int = 0, size: dict[str, int] | None = N
         raise EngineLoadError(f"unknown random model '{spec}'")
     model_type, variant = RANDOM_MODELS[name]
     tokenizer = tiny_clip_tokenizer() if model_type in ("oneformer", "clipseg") else None
-    config = _config(model_type, variant, tokenizer)
+    edge = int((size or DEFAULT_SIZES["sam"]).get("longest_edge", 1024))
+    config = _config(model_type, variant, tokenizer, edge if model_type == "sam" else 1024)
     classes = {"mask2former": Mask2FormerForUniversalSegmentation,
                "oneformer": OneFormerForUniversalSegmentation,
-               "clipseg": CLIPSegForImageSegmentation}  # fmt: skip
+               "clipseg": CLIPSegForImageSegmentation, "sam": SamModel}  # fmt: skip
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = classes[model_type](config).eval()
-    if model_type != "clipseg":
+    if model_type == "sam":
+        _sam_weights(model, seed)
+    elif model_type != "clipseg":
         _calibrate_universal(model, model_type, tokenizer, seed)
     model.config.name_or_path = spec
     return model, _processor(model_type, tokenizer, size), tokenizer
@@ -242,6 +284,24 @@ def _calibrate_universal(model: Any, model_type: str, tokenizer: Any, seed: int)
         mask_head.weight[0] = 0.0
         mask_head.bias[0] = -(float(mask_head.weight.shape[0]) ** 0.5)
     _whiten(model, class_head, inputs, 3.0, pixels=False)
+
+
+def _sam_weights(model: Any, seed: int) -> None:
+    """Unit-gain weights, transposed convolutions included, and a unit-spread absolute
+    position embedding (SAM's own initialization is degenerate: module docstring)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    _unit_gain(model, generator)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.ConvTranspose2d):  # weight: (in, out, k, k)
+                weight = torch.randn(module.weight.shape, generator=generator)
+                module.weight.copy_(weight / module.weight.shape[0] ** 0.5)
+                module.bias.copy_(0.1 * torch.randn(module.bias.shape, generator=generator))
+        position = model.vision_encoder.pos_embed
+        if position is not None:
+            position.copy_(torch.randn(position.shape, generator=generator))
 
 
 def _unit_gain(model: Any, generator: Any) -> None:
