@@ -23,4 +23,9 @@ def test_rviz_config_shows_the_published_topics():
     overlay = by_name["Camera overlay"]
     assert overlay["Class"] == "rviz_default_plugins/Image"
     assert overlay["Topic"]["Value"] == "/seg_perception/front/overlay"
+    objects = by_name["Objects (panoptic models)"]
+    assert objects["Class"] == "rviz_default_plugins/MarkerArray"
+    assert objects["Topic"]["Value"] == "/seg_perception/instance_markers"
+    tools = {t["Class"]: t for t in config["Visualization Manager"]["Tools"]}
+    assert tools["rviz_default_plugins/PublishPoint"]["Topic"]["Value"] == "/clicked_point"
     assert config["Visualization Manager"]["Global Options"]["Fixed Frame"]

@@ -1,10 +1,12 @@
 """Compare a replay's output bag with a golden one: what changed, and is it a regression.
 
 Clouds are paired by stamp. Per cloud: the share of points whose camera ``label`` (and
-``lidar_class``, when present) is unchanged; per label image: the share of equal pixels;
-overall: per-class point counts. Missing or extra stamps are regressions. Runs of
-different configurations are still compared (that is how a changed setting shows its
-effect), and the configuration differences are listed first.
+``lidar_class`` and ``instance``, when present) is unchanged (instance ids are arbitrary
+numbers, so there the same object up to renumbering counts as unchanged); per label
+image: the share of equal pixels; overall: per-class point counts. Missing or extra
+stamps are regressions. Runs of different configurations are still compared (that is
+how a changed setting shows its effect), and the configuration differences are listed
+first.
 
 The two bags are read side by side and each pair is judged as soon as both halves have
 been read, so memory holds only the messages one run has and the other has not reached
@@ -25,10 +27,13 @@ import yaml
 
 from seg_perception.bag.io import BagError, open_bag
 from seg_perception.bag.replay import CONFIG_KEY
+from seg_perception.core.instances import same_partition_points
 from seg_perception.ros.image_conversions import image_to_array
 from seg_perception.ros.pointcloud2 import pointcloud2_to_array
 
 EXIT_REGRESSION = 1
+#: The per-point fields of a labeled cloud that regress compares.
+COMPARED_FIELDS = ("label", "lidar_class", "instance")
 
 
 @dataclass(frozen=True)
@@ -76,11 +81,7 @@ def _items(path: str | Path):
             if topic.endswith("/labeled_points"):
                 message = reader.deserialize(raw, msgtype)
                 cloud = pointcloud2_to_array(message).reshape(-1)
-                fields = {
-                    n: np.array(cloud[n])
-                    for n in ("label", "lidar_class")
-                    if n in cloud.dtype.names
-                }
+                fields = {n: np.array(cloud[n]) for n in COMPARED_FIELDS if n in cloud.dtype.names}
                 yield "cloud", _stamp(message), fields
             elif topic.endswith("/labels") and msgtype.endswith("Image"):
                 message = reader.deserialize(raw, msgtype)
@@ -109,7 +110,8 @@ class RegressionReport:
     lines: list[str]
     regressions: list[str]
     config_changes: list[str]
-    #: Share of points equal to the golden run's, per field (label, lidar_class), overall.
+    #: Share of points equal to the golden run's, per field (label, lidar_class, instance:
+    #: the same object up to renumbering), overall.
     agreement: dict[str, float] = field(default_factory=dict)
     #: class id -> (golden points, current points), over the compared clouds.
     class_counts: dict[int, tuple[int, int]] = field(default_factory=dict)
@@ -152,13 +154,16 @@ class _Judge:
 
     def cloud(self, stamp: int, new: dict[str, np.ndarray], old: dict[str, np.ndarray]) -> None:
         self.clouds += 1
-        for name in ("label", "lidar_class"):
+        for name in COMPARED_FIELDS:
             if name not in old:
                 continue
             if name not in new or new[name].shape != old[name].shape:
                 self.regressions.append(f"cloud {stamp}: field '{name}' missing or of another size")
                 continue
-            changed = int(np.count_nonzero(new[name] != old[name]))
+            if name == "instance":  # ids are arbitrary: the partitions must be the same
+                changed = new[name].size - same_partition_points(old[name], new[name])
+            else:
+                changed = int(np.count_nonzero(new[name] != old[name]))
             agreement = 1.0 - changed / max(new[name].size, 1)
             self.same[name] += new[name].size - changed
             self.total[name] += new[name].size

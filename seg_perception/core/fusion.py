@@ -37,6 +37,7 @@ fusion as it was before (test/fusion_reference.py), and bench/bench_fusion.py ti
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
@@ -47,6 +48,14 @@ import numpy as np
 from seg_perception.core.camera_model import CameraModel
 from seg_perception.core.fusion_scratch import SCRATCH, settle_allocator
 from seg_perception.core.fusion_view import camera_view, cull, frustum_planes
+from seg_perception.core.instances import (
+    CameraSegments,
+    border_segments,
+    frame_ids,
+    link_cameras,
+    segment_keys,
+)
+from seg_perception.core.instances import instance_scores as score_instances
 from seg_perception.core.occlusion import MAX_BEAM_LEVEL, Tolerance, occluded
 from seg_perception.core.occlusion import MAX_LEVEL as MAX_LEVEL  # re-exported: public before
 
@@ -139,6 +148,10 @@ class CameraLabels:
     #: The camera's index in the configured list: the value of a point's ``camera`` field.
     #: None: its position among the cameras of this frame (right only when none is missing).
     index: int | None = None
+    #: A panoptic model's segment id per pixel (0: no instance, e.g. road or sky) and each
+    #: segment's score: points get instance ids (:mod:`.instances`). None: classes only.
+    instances: np.ndarray | None = None
+    instance_scores: Mapping[int, float] | None = None
 
 
 @dataclass
@@ -189,6 +202,10 @@ class FusionResult:
     points_in_range: int
     cameras: list[CameraStats] = field(default_factory=list)
     beam_spacing: BeamSpacing | None = None
+    #: Per point: the frame-wide object id (0: none), when a camera gave instances.
+    instance: np.ndarray | None = None
+    #: Object id -> score (the best of its cameras' segments).
+    instance_scores: dict[int, float] = field(default_factory=dict)
 
     @property
     def points_labeled(self) -> int:
@@ -278,6 +295,9 @@ def label_points(
     best_score = SCRATCH.array("best_score", (points_in_range,), np.float64)
     best_score.fill(-np.inf)
     stats: list[CameraStats] = []
+    panoptic = any(c.instances is not None for c in cameras)
+    segments: list[CameraSegments] = []
+    winner_key = np.zeros(points_in_range if panoptic else 0, dtype=np.int64)
     # Cameras in parallel (numpy and OpenCV release the GIL) when configured; merged here
     # in camera order either way, so the result does not depend on the thread count.
     if config.workers > 1 and len(cameras) > 1:
@@ -287,12 +307,22 @@ def label_points(
     else:
         futures, outputs = [], map(work, cameras, fronts)
     try:
-        for index, (hit, hit_label, hit_conf, hit_depth, cam_stats) in zip(
-            indices, outputs, strict=True
-        ):
+        for position, (
+            index,
+            (hit, hit_label, hit_conf, hit_depth, hit_segment, cam_stats),
+        ) in enumerate(zip(indices, outputs, strict=True)):
             stats.append(cam_stats)
             if hit.size == 0:
                 continue
+            if panoptic and hit_segment is None:
+                hit_segment = np.zeros(hit.size, dtype=np.int64)
+            if panoptic:
+                cam = cameras[position]
+                segments.append(CameraSegments(
+                    position, hit, hit_segment, hit_label, cam.instance_scores,
+                    border_segments(np.asarray(cam.instances)) if cam.instances is not None
+                    else frozenset(),
+                ))  # fmt: skip
             if config.multi_camera == "highest_confidence":
                 score = hit_conf  # float32: compared and stored in float64, exactly
             elif config.multi_camera == "nearest":
@@ -310,6 +340,8 @@ def label_points(
             label[target] = hit_label[better]
             confidence[target] = hit_conf[better]
             camera[target] = index
+            if panoptic:
+                winner_key[winners] = segment_keys(position, hit_segment[better])
     finally:
         # A camera that failed must not leave others running on this thread's buffers.
         wait(futures)
@@ -319,7 +351,7 @@ def label_points(
         if index not in won:
             won[index] = int(np.count_nonzero(camera == index))
         cam_stats.points_won = won[index]
-    return FusionResult(
+    result = FusionResult(
         label=label,
         confidence=confidence,
         camera=camera,
@@ -329,6 +361,12 @@ def label_points(
         cameras=stats,
         beam_spacing=spacing,
     )
+    if panoptic:
+        ids = frame_ids(winner_key, link_cameras(cloud[:3].T, segments))
+        result.instance_scores = score_instances(winner_key, ids, segments)
+        result.instance = np.zeros(n, dtype=np.uint32)
+        result.instance[slice(None) if candidates is None else candidates] = ids
+    return result
 
 
 def measure_beam_spacing(points: np.ndarray, wedge_deg: float = 1.0) -> BeamSpacing:
@@ -489,14 +527,15 @@ def _label_in_camera(
     config: FusionConfig,
     unlabeled_id: int,
     spacing: BeamSpacing | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, CameraStats]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None,
+           CameraStats]:  # fmt: skip
     """Indices (into the (4, M) homogeneous ``cloud``) of points this camera labels, with
-    their label, confidence and depth (None unless ``multi_camera`` is "nearest"), and the
-    camera's counts. ``squared_range`` is each point's x^2 + y^2 + z^2 in the cloud's
-    precision, ``front`` what culling kept for the camera (None: cull here). Inputs are
-    checked beforehand (:func:`_check_camera`). Runs in a worker thread when
-    ``config.workers > 1``: it only reads shared arrays, and sets its own floating-point
-    error state."""
+    their label, confidence, depth (None unless ``multi_camera`` is "nearest") and segment
+    id (None without the camera's ``instances``), and the camera's counts.
+    ``squared_range`` is each point's x^2 + y^2 + z^2 in the cloud's precision, ``front``
+    what culling kept for the camera (None: cull here). Inputs are checked beforehand
+    (:func:`_check_camera`). Runs in a worker thread when ``config.workers > 1``: it only
+    reads shared arrays, and sets its own floating-point error state."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return _label_in_camera_quietly(
             cloud, squared_range, cam, front, config, unlabeled_id, spacing
@@ -511,7 +550,8 @@ def _label_in_camera_quietly(
     config: FusionConfig,
     unlabeled_id: int,
     spacing: BeamSpacing | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, CameraStats]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None,
+           CameraStats]:  # fmt: skip
     stats = CameraStats(cam.name)
     labels = np.asarray(cam.labels)
     height, width = labels.shape
@@ -520,7 +560,8 @@ def _label_in_camera_quietly(
     stats.points_in_view = int(visible.size)
     if visible.size == 0:
         empty = np.zeros(0)
-        return visible, empty.astype(labels.dtype), empty.astype(np.float32), empty, stats
+        segment = None if cam.instances is None else empty.astype(np.int64)
+        return visible, empty.astype(labels.dtype), empty.astype(np.float32), empty, segment, stats
 
     pixel = rows * width + cols  # one flat gather beats labels[rows, cols]
     point_labels = _gather(labels, pixel, rows, cols)
@@ -562,7 +603,10 @@ def _label_in_camera_quietly(
         usable &= ~hidden  # one gather per output below, not one per array here
     stats.points_labeled = int(np.count_nonzero(usable))
     hit_depth = depth[usable] if config.multi_camera == "nearest" else None
-    return visible[usable], point_labels[usable], point_conf[usable], hit_depth, stats
+    hit_segment = None
+    if cam.instances is not None:
+        hit_segment = _gather(np.asarray(cam.instances), pixel, rows, cols)[usable]
+    return visible[usable], point_labels[usable], point_conf[usable], hit_depth, hit_segment, stats
 
 
 def _lidar_range(cloud: np.ndarray, squared_range: np.ndarray, visible: np.ndarray):
@@ -613,6 +657,13 @@ def _check_camera(position: int, cam: CameraLabels) -> int:
             f"camera '{cam.name}': label image has shape {labels.shape} (rows, cols) but its "
             f"calibration describes a {width}x{height} image; give one label per pixel"
         )
+    if cam.instances is not None:
+        segments = np.asarray(cam.instances)
+        if segments.shape != labels.shape or segments.dtype.kind not in "iu":
+            raise FusionInputError(
+                f"camera '{cam.name}': instance image must be integer ids of the label "
+                f"image's shape {labels.shape}, got {segments.dtype} {segments.shape}"
+            )
     if cam.confidence is not None:
         conf_image = np.asarray(cam.confidence)
         if conf_image.shape != labels.shape:

@@ -2,9 +2,11 @@
 
 The fusion node, bag replay and the demo all append exactly these fields, in this order:
 ``confidence`` (float32) first so it stays 4-byte aligned after the input's point_step,
-then ``label`` (uint8, or uint16 for big label sets; unlabeled = 255 / 65535), ``camera``
-(uint8 index of the labeling camera, 255 = none) and, when a cloud segmenter ran,
-``lidar_class`` (uint8) and ``cluster`` (int32, -1 = none).
+with a panoptic camera model ``instance`` (uint32 object id, unique in the frame across
+cameras, 0 = none; see :mod:`.instances`), then ``label`` (uint8, or uint16 for big label
+sets; unlabeled = 255 / 65535), ``camera`` (uint8 index of the labeling camera, 255 =
+none) and, when a cloud segmenter ran, ``lidar_class`` (uint8) and ``cluster`` (int32,
+-1 = none).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from seg_perception.core.pipeline import FrameResult
 def labeled_fields(result: FrameResult) -> dict[str, np.ndarray]:
     """The per-point fields to append to the input cloud, in their published order."""
     fusion = result.fusion
-    fields = {"confidence": fusion.confidence, "label": fusion.label, "camera": fusion.camera}
+    fields = {"confidence": fusion.confidence}
+    if fusion.instance is not None:
+        fields["instance"] = fusion.instance
+    fields.update(label=fusion.label, camera=fusion.camera)
     if result.lidar is not None:
         fields["lidar_class"] = result.lidar.lidar_class.astype(np.uint8, copy=False)
         if result.lidar.cluster_id is not None:

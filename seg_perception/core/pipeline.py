@@ -18,6 +18,7 @@ import numpy as np
 from seg_perception.core.camera_model import CameraModel
 from seg_perception.core.cloud import cloud_xyz
 from seg_perception.core.fusion import CameraLabels, FusionConfig, FusionResult, label_points
+from seg_perception.core.instances import Instance, instances_3d
 from seg_perception.core.labels import LabelSet
 from seg_perception.core.transforms import check_rigid
 
@@ -28,6 +29,10 @@ class Segmentation:
 
     labels: np.ndarray
     confidence: np.ndarray | None = None
+    #: A panoptic model's instance id per pixel (0: none, stuff included) and each
+    #: instance's score: fusion gives the points instance ids. None: classes only.
+    instances: np.ndarray | None = None
+    instance_scores: dict[int, float] | None = None
 
 
 @runtime_checkable
@@ -76,6 +81,9 @@ class CameraInput:
     image: np.ndarray | None = None
     labels: np.ndarray | None = None
     confidence: np.ndarray | None = None
+    #: Instance ids per pixel with the labels (a panoptic model's; see Segmentation).
+    instances: np.ndarray | None = None
+    instance_scores: dict[int, float] | None = None
     stamp_ns: int = 0
     frame_id: str = ""
     labels_description: str = "precomputed label image"
@@ -103,6 +111,8 @@ class FrameResult:
     lidar: CloudSegmentation | None
     timings_ms: dict[str, float] = field(default_factory=dict)
     label_sources: list[str] = field(default_factory=list)
+    #: The frame's 3D objects (:mod:`.instances`), when a camera gave instances.
+    instances: list[Instance] = field(default_factory=list)
 
 
 class Pipeline:
@@ -132,7 +142,10 @@ class Pipeline:
     def segment_camera(self, camera: CameraInput) -> tuple[Segmentation, str]:
         """The label image of one camera, and a description of where it came from."""
         if camera.labels is not None:
-            return Segmentation(camera.labels, camera.confidence), camera.labels_description
+            given = Segmentation(
+                camera.labels, camera.confidence, camera.instances, camera.instance_scores
+            )
+            return given, camera.labels_description
         source = self.label_source_for(camera.name)
         if source is None:
             raise ValueError(
@@ -153,6 +166,7 @@ class Pipeline:
         timings["segment_cameras"] = (time.perf_counter() - start) * 1e3
 
         xyz = cloud_xyz(frame.points)
+        published_xyz = xyz
         lidar = None
         if self.cloud_segmenter is not None:
             start = time.perf_counter()
@@ -168,6 +182,8 @@ class Pipeline:
                 labels=segmentation.labels,
                 confidence=segmentation.confidence,
                 index=camera.index,
+                instances=segmentation.instances,
+                instance_scores=segmentation.instance_scores,
             )
             for camera, segmentation in zip(frame.cameras, segmentations, strict=True)
         ]
@@ -175,4 +191,12 @@ class Pipeline:
             xyz = frame.fusion_xyz
         fusion = label_points(xyz, views, self.fusion, unlabeled_id=self.label_set.unlabeled_id)
         timings["fusion"] = (time.perf_counter() - start) * 1e3
-        return FrameResult(fusion, segmentations, lidar, timings, descriptions)
+        objects: list[Instance] = []
+        if fusion.instance is not None:
+            start = time.perf_counter()
+            # In the published cloud's coordinates, as its points are.
+            objects = instances_3d(
+                published_xyz, fusion.instance, fusion.label, fusion.instance_scores
+            )
+            timings["instances"] = (time.perf_counter() - start) * 1e3
+        return FrameResult(fusion, segmentations, lidar, timings, descriptions, objects)

@@ -9,7 +9,7 @@ types can be imported anywhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -43,6 +43,19 @@ class PanopticSegmentation:
     semantic: Segmentation
     instances: np.ndarray
     segments: tuple[PanopticSegment, ...]
+
+    def as_segmentation(self) -> Segmentation:
+        """The semantic readout with the *thing* instances attached (stuff segments, which
+        merge all of a class's pixels, are no objects: 0), as fusion takes them."""
+        table = np.zeros(max((s.id for s in self.segments), default=0) + 1, dtype=np.int32)
+        for segment in self.segments:
+            if not segment.fused:
+                table[segment.id] = segment.id
+        return replace(
+            self.semantic,
+            instances=table[self.instances],
+            instance_scores={s.id: float(s.score) for s in self.segments if not s.fused},
+        )
 
     def class_map(self, unlabeled_id: int = 255) -> np.ndarray:
         """(H, W) class ids of each pixel's segment (``unlabeled_id`` where none)."""

@@ -223,6 +223,9 @@ class UniversalEngine(SegmentationEngine):
             )
         self.threshold = config.panoptic_threshold
         self.stuff = frozenset(config.stuff_channels)
+        #: ``panoptic: true``: :meth:`segment` carries the instances too (the nodes, replay
+        #: and fusion then give points instance ids); its labels are the same pass's.
+        self.panoptic = config.panoptic
         self._tasks: dict[str, Any] = {}
         if self.model_type == "oneformer":
             length = int(model.config.task_seq_len)
@@ -293,6 +296,12 @@ class UniversalEngine(SegmentationEngine):
         else:
             index = resampled_max(scores, box)[1].cpu().numpy().astype(self._index_dtype)
         return Segmentation(self._to_labels(index), confidence.astype(np.float32, copy=False))
+
+    def segment(self, image: np.ndarray) -> Segmentation:
+        """Semantic labels, with thing instances attached when ``panoptic`` is set."""
+        if self.panoptic:
+            return self.segment_panoptic(image).as_segmentation()
+        return super().segment(image)
 
     def segment_panoptic(self, image: np.ndarray) -> PanopticSegmentation:
         """Panoptic and semantic readouts of one forward pass, at the image's resolution."""

@@ -55,7 +55,8 @@ from seg_perception.ros.inputs import (
     describe_error,
     stamp_ns,
 )
-from seg_perception.ros.messages import fusion_status_message
+from seg_perception.ros.markers import instance_markers
+from seg_perception.ros.messages import fusion_status_message, instances_message
 from seg_perception.ros.node_params import FUSION_PARAMS
 from seg_perception.ros.params import Param, StartupError, declare_parameters
 from seg_perception.ros.pointcloud2 import (
@@ -176,6 +177,7 @@ class FusionComponent:
         pipeline: Pipeline,
         data: CameraData,
         on_fused: Callable[[list[FusedCamera], FrameResult], None] | None = None,
+        instances: bool = False,
     ) -> None:
         self.node = node
         self.params = node.params
@@ -203,6 +205,17 @@ class FusionComponent:
         self.cloud_pub = node.create_publisher(PointCloud2, "labeled_points", qos)
         self.rgb_pub = node.create_publisher(PointCloud2, "labeled_points_rgb", qos)
         self.status_pub = node.create_publisher(FusionStatus, "fusion_status", qos)
+        #: With a panoptic camera model: the frame's objects, as a message and as markers.
+        self.instance_pubs = None
+        if instances:
+            from visualization_msgs.msg import MarkerArray
+
+            from seg_perception.msg import Instance3DArray
+
+            self.instance_pubs = (
+                node.create_publisher(Instance3DArray, "instances", qos),
+                node.create_publisher(MarkerArray, "instance_markers", qos),
+            )
         self.clouds = node.input_stream(
             "clouds", check=node.limits.check_cloud, on_jump=self._clouds_jumped
         )
@@ -409,6 +422,7 @@ class FusionComponent:
             self.node.wanted(self.cloud_pub)
             or self.node.wanted(self.rgb_pub)
             or self.node.wanted(self.status_pub)
+            or any(self.node.wanted(p) for p in self.instance_pubs or ())
         ):
             self.diagnostics.skipped("clouds")
             matched.skipped = True
@@ -508,8 +522,13 @@ class FusionComponent:
             segmentation = segment_or_drop(source, camera_input.image, camera.name)
             camera_input.labels = segmentation.labels
             camera_input.confidence = segmentation.confidence
+            camera_input.instances = segmentation.instances
+            camera_input.instance_scores = segmentation.instance_scores
             camera_input.labels_description = source.description
-        segmentation = Segmentation(camera_input.labels, camera_input.confidence)
+        segmentation = Segmentation(
+            camera_input.labels, camera_input.confidence, camera_input.instances,
+            camera_input.instance_scores,
+        )  # fmt: skip
         return FusedCamera(camera, item.message, camera_input, segmentation, motion)
 
     def _lookup(self, camera_frame: str, cloud_header: Any) -> np.ndarray:
@@ -553,6 +572,12 @@ class FusionComponent:
         )
         status.header = header
         self.status_pub.publish(status)
+        if self.instance_pubs is not None:
+            objects, markers = self.instance_pubs
+            if self.node.wanted(objects):
+                objects.publish(instances_message(result.instances, self.label_set, header))
+            if self.node.wanted(markers):
+                markers.publish(instance_markers(result.instances, self.label_set, header))
 
 
 def _camera_names(node: Any) -> list[str]:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from seg_perception.core.instances import Instance
 from seg_perception.core.labels import LabelSet
 from seg_perception.core.pipeline import FrameResult
 
@@ -112,4 +115,34 @@ def fusion_status_message(
     message = msg.FusionStatus(**values)
     if header is not None:
         message.header = header
+    return message
+
+
+def instances_message(instances: list[Instance], label_set: LabelSet, header: Any = None) -> Any:
+    """``seg_perception/Instance3DArray`` of one frame's objects (stamp = the cloud's)."""
+    from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
+
+    msg = _messages()
+    message = msg.Instance3DArray()
+    if header is not None:
+        message.header = header
+    for item in instances:
+        half, center = item.box_yaw / 2, item.box_center
+        message.instances.append(
+            msg.Instance3D(
+                id=item.id,
+                class_id=item.class_id,
+                class_name=label_set.name_of(item.class_id),
+                score=item.score,
+                point_count=item.point_count,
+                centroid=Point(x=item.centroid[0], y=item.centroid[1], z=item.centroid[2]),
+                min_bound=Point(x=item.min_bound[0], y=item.min_bound[1], z=item.min_bound[2]),
+                max_bound=Point(x=item.max_bound[0], y=item.max_bound[1], z=item.max_bound[2]),
+                box_pose=Pose(
+                    position=Point(x=center[0], y=center[1], z=center[2]),
+                    orientation=Quaternion(z=float(np.sin(half)), w=float(np.cos(half))),
+                ),
+                box_size=Vector3(x=item.box_size[0], y=item.box_size[1], z=item.box_size[2]),
+            )
+        )
     return message

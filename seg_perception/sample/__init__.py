@@ -20,6 +20,7 @@ from seg_perception.sample.raycast import (
 )
 from seg_perception.sample.scene import (
     CLASS_NAMES,
+    THING_CLASSES,
     CameraView,
     Scene,
     build_street,
@@ -43,6 +44,7 @@ __all__ = [
     "LIDAR_MODELS",
     "NO_HIT_CLASS",
     "SURROUND_CAMERA",
+    "THING_CLASSES",
     "Box",
     "CameraIntrinsics",
     "CameraMount",

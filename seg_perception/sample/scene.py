@@ -72,6 +72,9 @@ ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE, TRAFFIC_LIGHT, TRAFFIC_SIGN = range
 VEGETATION, TERRAIN, SKY, PERSON, RIDER, CAR, TRUCK, BUS, TRAIN = range(8, 17)
 MOTORCYCLE, BICYCLE = 17, 18
 UNLABELED = 255
+#: Cityscapes' "thing" classes: the ones whose objects are counted (instances); the others
+#: ("stuff": road, building, pole, ...) have no instance id in the panoptic truth.
+THING_CLASSES: tuple[int, ...] = (PERSON, RIDER, CAR, TRUCK, BUS, TRAIN, MOTORCYCLE, BICYCLE)
 
 CLASS_NAMES: tuple[str, ...] = (
     "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
@@ -127,6 +130,9 @@ class CameraView:
     depth_image: np.ndarray
     visible: np.ndarray
     frame_id: str
+    #: The panoptic truth's instance ids (uint16): the object a thing-class pixel shows
+    #: (the scene's instance id, as ``Scene.point_instance``), 0 for stuff and sky.
+    instance_image: np.ndarray | None = None
 
     @property
     def spec(self) -> CameraSpec:
@@ -190,6 +196,13 @@ class Scene:
     point_world: np.ndarray | None = None
     cameras: list[CameraView] = field(default_factory=list)
     motion: EgoMotion = field(default_factory=EgoMotion)
+
+    @property
+    def point_thing_instance(self) -> np.ndarray:
+        """Per point: its object's instance id where it is of a thing class (panoptic
+        truth, as the cameras' ``instance_image``), 0 for stuff."""
+        things = np.isin(self.point_labels, THING_CLASSES)
+        return np.where(things, self.point_instance, 0).astype(np.uint16)
 
     def T_world_from_lidar_at(self, t: np.ndarray | float) -> np.ndarray:  # noqa: N802
         """Exact LiDAR pose(s) at time(s) ``t`` (s after the sweep start): (4, 4) or
@@ -757,8 +770,9 @@ def render_camera(
     *,
     projection: ImageProjection = "rectified",
     stream: int = 0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ray cast one ray per pixel center; return (rgb uint8, labels uint8, depth float32).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Ray cast one ray per pixel center; return (rgb uint8, labels uint8, depth float32,
+    index of the primitive hit int64, -1 for sky), each (H, W).
 
     Pixel (row v, column u) looks through image coordinates (u, v), the OpenCV convention
     for pixel centers, so rounding a projected point gives the pixel that saw it.
@@ -784,7 +798,9 @@ def render_camera(
     rng = np.random.default_rng([seed, 1] if stream == 0 else [seed, 1, stream])
     rgb += rng.normal(0.0, 2.5, size=rgb.shape)
     image = np.clip(np.rint(rgb), 0, 255).astype(np.uint8).reshape(spec.height, spec.width, 3)
-    return image, labels.reshape(spec.height, spec.width), depth.reshape(spec.height, spec.width)
+    shape = (spec.height, spec.width)
+    primitive = np.where(hit, hits.index, -1).astype(np.int64).reshape(shape)
+    return image, labels.reshape(shape), depth.reshape(shape), primitive
 
 
 @dataclass
@@ -876,7 +892,7 @@ def _camera_view(
     visible[cand] = segment_clear(
         cam_world, sweep.p_world[cand], primitives, epsilon=visibility_epsilon
     )
-    image, label_image, depth_image = render_camera(
+    image, label_image, depth_image, hit_primitive = render_camera(
         primitives,
         mount.spec,
         R_world_from_optical,
@@ -900,7 +916,18 @@ def _camera_view(
         depth_image=depth_image,
         visible=visible,
         frame_id=frame_id,
+        instance_image=thing_instances(hit_primitive, label_image, primitives),
     )
+
+
+def thing_instances(
+    primitive: np.ndarray, labels: np.ndarray, primitives: Sequence[Primitive]
+) -> np.ndarray:
+    """Instance id per pixel (or point) of a thing class, 0 elsewhere, from the index of
+    the primitive each ray hit (-1: none)."""
+    instance_of = np.array([p.instance_id for p in primitives] + [0], dtype=np.uint16)
+    ids = instance_of[np.where(primitive >= 0, primitive, len(primitives))]
+    return np.where(np.isin(labels, THING_CLASSES), ids, 0).astype(np.uint16)
 
 
 def generate_scene(

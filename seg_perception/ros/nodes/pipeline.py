@@ -7,8 +7,11 @@ images matched to a cloud are segmented. Subscribes ``points`` and, per camera `
 and ``<name>/camera_info``; publishes what the fusion
 node publishes (``labeled_points`` with ``lidar_class`` and ``cluster`` too,
 ``labeled_points_rgb``, ``fusion_status``, ``class_map``) plus, when subscribed,
-``<name>/labels`` (mono8/mono16) and ``<name>/overlay`` (rgb8) per camera. An image the
-engine fails on skips that camera for that cloud, counted and reported.
+``<name>/labels`` (mono8/mono16) and ``<name>/overlay`` (rgb8) per camera. With a panoptic
+model (``engine.panoptic: true``) the cloud carries ``instance`` and the frame's objects go
+out on ``instances`` (seg_perception/Instance3DArray) and ``instance_markers`` (RViz
+MarkerArray). An image the engine fails on skips that camera for that cloud, counted and
+reported.
 
 Takes the fusion node's parameters plus ``engine.*``, ``ground.*`` and ``cluster.*``.
 
@@ -84,7 +87,8 @@ class PipelineNode(SegPerceptionNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(self.NODE_NAME, **kwargs)
-        self.engine = start_engine(self, engine_config(self.params))
+        config = engine_config(self.params)
+        self.engine = start_engine(self, config)
         segmenter = cloud_segmenter(self.params)
         self.get_logger().info(f"segmenting clouds with {segmenter.description}")
         self.label_set = self.engine.label_set
@@ -94,7 +98,9 @@ class PipelineNode(SegPerceptionNode):
             fusion=fusion_config(self.params),
             label_set=self.label_set,
         )
-        self.fusion = FusionComponent(self, pipeline, CameraImages(self), self.publish_images)
+        self.fusion = FusionComponent(
+            self, pipeline, CameraImages(self), self.publish_images, instances=config.panoptic
+        )
         self.finish_parameters()
         self.publish_class_map(self.label_set)
         self._image_pubs: dict[str, tuple[Any, Any]] = {}
