@@ -211,3 +211,22 @@ def test_regress_compares_instance_partitions_not_numbers():
     lost = np.array([0, 0, 7, 7, 0, 5, 5, 9])  # a point of object 1 lost its id
     assert same_partition_points(old, lost) == 7
     assert same_partition_points(np.zeros(4), np.array([0, 0, 0, 4])) == 3
+
+
+def test_replay_writes_the_instance_field_and_regress_reads_it(tmp_path, capsys):
+    from seg_perception.bag.regress import read_output
+    from seg_perception.cli import main
+
+    bag, out = tmp_path / "scene.mcap", tmp_path / "out.mcap"
+    assert main(["make-bag", str(bag), "--frames", "1"]) == 0
+    engine = ["--model", "random:mask2former", "--input-size", "96", "320"]
+    replay = ["replay", str(bag), "--cloud-topic", "/lidar/points", "--out", str(out), *engine]
+    assert main([*replay, "--panoptic", "--stuff-channels", "0", "1"]) == 0
+    (cloud,) = read_output(out).clouds.values()
+    assert cloud["instance"].dtype == np.uint32 and cloud["instance"].max() >= 1
+    capsys.readouterr()
+    assert main(["regress", str(out), str(out)]) == 0
+    assert "instance agreement 100.000%" in capsys.readouterr().out
+    plain = tmp_path / "plain.mcap"
+    assert main([*replay[:-6], str(plain), *engine]) == 0  # no --panoptic: no field
+    assert "instance" not in next(iter(read_output(plain).clouds.values()))

@@ -36,3 +36,15 @@ def test_runs_with_the_same_frames_hold_nothing_pending():
     judge = _Judge(Tolerances(min_point_agreement=0.0))
     _judge_pairs(judge, stream(10, offset=1), stream(10))
     assert judge.report([]).agreement["label"] == 0.0
+
+
+def test_instance_ids_are_compared_as_partitions():
+    golden = BagOutput({}, clouds={1: {**cloud([0, 1, 1, 2]), "instance": np.array([0, 1, 1, 2])}})
+    renumbered = BagOutput({}, clouds={1: {**cloud([0, 1, 1, 2]),
+                                           "instance": np.array([0, 9, 9, 4])}})  # fmt: skip
+    report = compare(renumbered, golden, Tolerances())
+    assert report.passed and report.agreement["instance"] == 1.0
+    merged = BagOutput({}, clouds={1: {**cloud([0, 1, 1, 2]), "instance": np.array([0, 3, 3, 3])}})
+    report = compare(merged, golden, Tolerances())
+    assert not report.passed and report.agreement["instance"] == 0.75
+    assert "cloud 1: instance agreement 75.000%" in "\n".join(report.regressions)

@@ -539,10 +539,7 @@ class Replayer:
                 f"({camera.image_topic}, image stamp {_format_stamp(image_header)}, "
                 f"{width}x{height}; cloud stamp {_format_stamp(cloud_header)}): {text}"
             ) from error
-        return replace(
-            camera_input, labels=segmentation.labels, confidence=segmentation.confidence,
-            labels_description=description,
-        )  # fmt: skip
+        return camera_input.segmented(segmentation, description)
 
     def _compensate(
         self, camera_input: CameraInput, camera: CameraRecord, image_header: Any,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -90,6 +90,18 @@ class CameraInput:
     #: Index in the configured camera list (a point's ``camera`` field); None: position.
     index: int | None = None
 
+    def segmented(self, segmentation: Segmentation, description: str) -> CameraInput:
+        """This camera with a label source's output (labels, confidence, instances)."""
+        return replace(
+            self, labels=segmentation.labels, confidence=segmentation.confidence,
+            instances=segmentation.instances, instance_scores=segmentation.instance_scores,
+            labels_description=description,
+        )  # fmt: skip
+
+    def segmentation(self) -> Segmentation:
+        """What this camera brings, as a label source's output."""
+        return Segmentation(self.labels, self.confidence, self.instances, self.instance_scores)
+
 
 @dataclass
 class Frame:
@@ -142,10 +154,7 @@ class Pipeline:
     def segment_camera(self, camera: CameraInput) -> tuple[Segmentation, str]:
         """The label image of one camera, and a description of where it came from."""
         if camera.labels is not None:
-            given = Segmentation(
-                camera.labels, camera.confidence, camera.instances, camera.instance_scores
-            )
-            return given, camera.labels_description
+            return camera.segmentation(), camera.labels_description
         source = self.label_source_for(camera.name)
         if source is None:
             raise ValueError(

@@ -520,15 +520,8 @@ class FusionComponent:
         if camera_input.labels is None:
             source = self.pipeline.label_source_for(camera.name)
             segmentation = segment_or_drop(source, camera_input.image, camera.name)
-            camera_input.labels = segmentation.labels
-            camera_input.confidence = segmentation.confidence
-            camera_input.instances = segmentation.instances
-            camera_input.instance_scores = segmentation.instance_scores
-            camera_input.labels_description = source.description
-        segmentation = Segmentation(
-            camera_input.labels, camera_input.confidence, camera_input.instances,
-            camera_input.instance_scores,
-        )  # fmt: skip
+            camera_input = camera_input.segmented(segmentation, source.description)
+        segmentation = camera_input.segmentation()
         return FusedCamera(camera, item.message, camera_input, segmentation, motion)
 
     def _lookup(self, camera_frame: str, cloud_header: Any) -> np.ndarray:
