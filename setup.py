@@ -45,6 +45,7 @@ setup(
             "seg-perception-lidar-segmentation = seg_perception.ros.nodes.lidar_segmentation:main",
             "seg-perception-fusion = seg_perception.ros.nodes.fusion:main",
             "seg-perception-pipeline = seg_perception.ros.nodes.pipeline:main",
+            "seg-perception-clicked-object = seg_perception.ros.nodes.clicked_object:main",
         ]
     },
 )

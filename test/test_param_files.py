@@ -29,7 +29,9 @@ def test_node_starts_with_its_config_file(node, tmp_path):
     extra = {}
     if node in ("camera_segmentation", "pipeline"):
         extra["engine.model"] = str(palette_model(tmp_path / "p.onnx"))
-    if node in ("fusion", "pipeline"):
+    if node == "clicked_object":
+        extra["engine.model"] = "random:sam"
+    if node in ("fusion", "pipeline", "clicked_object"):
         extra["camera.front.extrinsics"] = [0.0, 0.0, 0.0, 0.5, -0.5, 0.5, -0.5]
     command = node_command(node, extra)
     command[command.index("--ros-args") + 1 : command.index("--ros-args") + 1] = [

@@ -259,6 +259,18 @@ class SamEngine(SegmentationEngine):
             "open-vocabulary (CLIPSeg) model"
         )
 
+    def warm_up(self, height: int = 480, width: int = 640) -> None:
+        """One prompt (the center of a gray image), so a model that cannot run stops a node
+        at start-up, not at the first click; the cached embedding is dropped after."""
+        image = np.full((height, width, 3), 128, dtype=np.uint8)
+        try:
+            self.segment_prompt(image, points=np.array([[width / 2, height / 2]]))
+        except Exception as error:
+            text = " ".join(str(error).split())[:300]
+            raise EngineLoadError(f"{self.source}: a test prompt failed: {text}") from error
+        finally:
+            self.clear_cache()
+
     # ------------------------------------------------------------------ prompts
     def embed(self, image: np.ndarray) -> Any:
         """The image embedding of ``image``: the last image's when it is the same (cached),

@@ -35,8 +35,11 @@ def segment_or_drop(engine: Any, image: np.ndarray, camera: str = "") -> Any:
         ) from None
 
 
-def start_engine(node: Any, config: Any) -> Any:
+def start_engine(node: Any, config: Any, promptable: bool = False) -> Any:
     """Load the node's engine, say what contract it runs with, and try it once.
+
+    ``promptable``: the node prompts a promptable model (SAM) instead of labeling every
+    image; a model of the other kind stops it at start-up, saying which node to run.
 
     Logs the model spec (and, as a warning, any normalization nothing stated), then runs one
     inference on a test image (the network's fixed size, else 480x640) so a model that
@@ -48,6 +51,14 @@ def start_engine(node: Any, config: Any) -> Any:
     if not config.model:
         raise StartupError("engine.model is empty: give an ONNX file, engine, or model id")
     engine = create_engine(config)
+    if hasattr(engine, "segment_prompt") != promptable:
+        raise StartupError(
+            f"engine.model {config.model} is a promptable model (SAM), which labels no pixels "
+            "by itself: run the clicked_object node, which prompts it at RViz clicks"
+            if not promptable
+            else f"engine.model {config.model} is not a promptable model: the clicked_object "
+            "node needs SAM (model_type sam, e.g. facebook/sam-vit-base or random:sam)"
+        )
     logger = node.get_logger()
     logger.info(f"segmenting with {engine.description}")
     logger.info(f"model spec: {engine.spec.describe()}")

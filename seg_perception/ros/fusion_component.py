@@ -187,7 +187,7 @@ class FusionComponent:
         self.on_fused = on_fused
         fusion_warm_up(pipeline.fusion)  # before any subscription: no start-up drops
         self.diagnostics = node.diagnostics
-        self.cameras = [self._declare_camera(i, n) for i, n in enumerate(_camera_names(node))]
+        self.cameras = [self._declare_camera(i, n) for i, n in enumerate(camera_names(node))]
         self.wait_timeout = float(self.params["wait_timeout"])
         self.matcher = StampMatcher(
             [camera.sync for camera in self.cameras],
@@ -244,17 +244,7 @@ class FusionComponent:
     def _declare_camera(self, index: int, name: str) -> CameraState:
         """The camera's record from its ``camera.<name>.*`` parameters (core/rig.py)."""
         prefix = f"camera.{name}"
-        declared = declare_parameters(self.node, tuple(
-            Param(f"{prefix}.{field}", default, about, *CAMERA_RANGES.get(field, (None, None)),
-                  choices=choices)
-            for field, default, about, choices in camera_fields()
-        ))  # fmt: skip
-        values = {key.rsplit(".", 1)[1]: value for key, value in declared.items()}
-        values["extrinsics"] = tuple(float(v) for v in values["extrinsics"])
-        try:
-            record = CameraRecord(name=name, **values)
-        except (RigError, TransformError) as error:
-            raise StartupError(str(error)) from None
+        record = declare_camera_record(self.node, name)
         extrinsics = record.T_cam_from_lidar()
         source = self.params["extrinsics_source"]
         if source == "parameters" and extrinsics is None:
@@ -573,7 +563,24 @@ class FusionComponent:
                 markers.publish(instance_markers(result.instances, self.label_set, header))
 
 
-def _camera_names(node: Any) -> list[str]:
+def declare_camera_record(node: Any, name: str) -> CameraRecord:
+    """Declare camera ``name``'s ``camera.<name>.*`` parameters (one per CameraRecord
+    field) and build its record; StartupError with the reason when they do not fit."""
+    prefix = f"camera.{name}"
+    declared = declare_parameters(node, tuple(
+        Param(f"{prefix}.{field}", default, about, *CAMERA_RANGES.get(field, (None, None)),
+              choices=choices)
+        for field, default, about, choices in camera_fields()
+    ))  # fmt: skip
+    values = {key.rsplit(".", 1)[1]: value for key, value in declared.items()}
+    values["extrinsics"] = tuple(float(v) for v in values["extrinsics"])
+    try:
+        return CameraRecord(name=name, **values)
+    except (RigError, TransformError) as error:
+        raise StartupError(str(error)) from None
+
+
+def camera_names(node: Any) -> list[str]:
     names = list(node.params["cameras"])
     valid = all(name and name.replace("_", "").isalnum() for name in names)
     if not valid or not 1 <= len(names) <= MAX_CAMERAS or len(set(names)) != len(names):

@@ -19,6 +19,7 @@ NODES = {
     "lidar_segmentation": "seg_perception.ros.nodes.lidar_segmentation:LidarSegmentationNode",
     "fusion": "seg_perception.ros.nodes.fusion:FusionNode",
     "pipeline": "seg_perception.ros.nodes.pipeline:PipelineNode",
+    "clicked_object": "seg_perception.ros.nodes.clicked_object:ClickedObjectNode",
 }
 
 CAMERA_EXAMPLE = """\
