@@ -362,8 +362,8 @@ def label_points(
         beam_spacing=spacing,
     )
     if panoptic:
-        ids = frame_ids(winner_key, link_cameras(cloud[:3].T, segments))
-        result.instance_scores = score_instances(winner_key, ids, segments)
+        ids, id_of_key = frame_ids(winner_key, link_cameras(cloud[:3].T, segments))
+        result.instance_scores = score_instances(id_of_key, segments)
         result.instance = np.zeros(n, dtype=np.uint32)
         result.instance[slice(None) if candidates is None else candidates] = ids
     return result
