@@ -1119,3 +1119,12 @@ def test_every_engine_field_is_settable_from_launch():
     ):
         with pytest.raises(LaunchArgumentError, match=message):
             plan("perception", _values("perception", engine=bad))
+
+
+def test_every_installed_executable_runs_the_module_the_launch_helpers_name():
+    found = {p.name: p.read_text() for p in (REPO / "bin").glob("*_node")}
+    assert set(found) == set(lh.EXECUTABLES)
+    for name, text in found.items():
+        assert f"from {lh.EXECUTABLES[name]} import main" in text, name
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    assert all(f"bin/{name}" in cmake for name in found)

@@ -67,6 +67,7 @@ EXECUTABLES = {
     "lidar_segmentation_node": "seg_perception.ros.nodes.lidar_segmentation",
     "fusion_node": "seg_perception.ros.nodes.fusion",
     "pipeline_node": "seg_perception.ros.nodes.pipeline",
+    "clicked_object_node": "seg_perception.ros.nodes.clicked_object",
 }
 
 #: The environment variable that points Fast DDS at an XML profile, and its newer alias:
