@@ -12,7 +12,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="needs rclpy (ROS 2 Jazzy wheels)")
 pytest.importorskip("seg_perception.msg", reason="messages not built: run scripts/setup.sh")
 
-from ros_helpers import next_domain, node_command, running_nodes  # noqa: E402
+from ros_helpers import next_domain, node_command, output_of, running_nodes  # noqa: E402
 from seg_perception.msg import Instance3DArray  # noqa: E402
 from test_ros_nodes_bad_input import OPTICAL_IN_LIDAR, camera_info, good_cloud  # noqa: E402
 from test_ros_time import Feed, key, stamp_at  # noqa: E402
@@ -90,3 +90,44 @@ def test_the_pipeline_node_publishes_instances_and_markers(tmp_path):
     assert array.markers[0].action == Marker.DELETEALL
     cubes = [m for m in array.markers if m.type == Marker.CUBE]
     assert [c.id for c in cubes] == [i.id for i in result.instances]
+
+
+def test_separate_nodes_carry_instances_over_topics(tmp_path):
+    """camera_segmentation (panoptic) -> <name>/instances (mono16) -> fusion with
+    use_instances: the same ids as the single-process node's, over DDS."""
+    camera = {f"engine.{k}": v for k, v in ENGINE.items()}
+    remaps = {"image": "/front/image", "labels": "/front/labels",
+              "instances": "/front/instances", "class_map": "/front/class_map"}  # fmt: skip
+    fusion = {"cameras": ["front"], "camera.front.extrinsics": OPTICAL_IN_LIDAR,
+              "use_instances": True}  # fmt: skip
+    domain = next_domain()
+    commands = [
+        node_command("camera_segmentation", camera, remaps),
+        node_command("fusion", fusion),
+    ]
+    with running_nodes(commands, domain) as processes:
+        feed = Feed(domain, "/front/image", image_message, "/points")
+        objects = feed.client.collect(Instance3DArray, "/instances")
+        try:
+            feed.connect(processes)
+            stamp = stamp_at(700.0)
+            for _ in range(3):  # best-effort inputs: resend the frame until it comes out
+                feed.frame(stamp)
+                if feed.client.spin_until(lambda: key(stamp) in feed.out and objects, 10):
+                    break
+        finally:
+            feed.client.close()
+    assert key(stamp) in feed.out, "\n".join(output_of(p) for p in processes)
+    engine = create_engine(EngineConfig(**{**ENGINE, "stuff_channels": (0, 1)}))
+    pose = OPTICAL_IN_LIDAR
+    transform = invert_transform(transform_from_translation_quaternion(pose[:3], pose[3:]))
+    offline = Pipeline(engine).process(Frame(
+        pointcloud2_to_array(good_cloud(stamp)),
+        [CameraInput("front", camera_model_from_camera_info(camera_info()), transform,
+                     image=picture())],
+    ))  # fmt: skip
+    published = pointcloud2_to_array(feed.out[key(stamp)][1])
+    np.testing.assert_array_equal(published["instance"], offline.fusion.instance)
+    assert published["instance"].max() >= 1
+    sent = next(m for m in objects if key(m.header.stamp) == key(stamp))
+    assert [o.point_count for o in sent.instances] == [i.point_count for i in offline.instances]

@@ -484,7 +484,7 @@ class FusionComponent:
             )
         fields = self.data.inputs(camera, item.message)
         width, height = camera.model.image_size
-        for key in ("labels", "confidence", "image"):
+        for key in ("labels", "confidence", "instances", "image"):
             array = fields.get(key)
             if array is not None and array.shape[:2] != (height, width):
                 raise FrameDropError(

@@ -6,6 +6,8 @@ resolution:
 
 * ``labels`` (mono8, or mono16 for label sets with ids >= 255): class id per pixel;
 * ``confidence`` (32FC1, only with ``publish_confidence``): max softmax probability;
+* ``instances`` (mono16, only with ``engine.panoptic``): a panoptic model's instance id per
+  pixel (0 = none), what the fusion node's ``use_instances`` reads;
 * ``color_mask`` / ``overlay`` (rgb8): class colors, and blended over the image, for people;
 * ``class_map`` (seg_perception/ClassMap, latched): what the ids mean.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 
 from seg_perception.ros.engine_guard import segment_or_drop, start_engine
@@ -29,6 +32,7 @@ from seg_perception.ros.image_conversions import (
     compressed_image_to_array,
     image_to_rgb8,
 )
+from seg_perception.ros.inputs import FrameDropError
 from seg_perception.ros.node_base import SegPerceptionNode, run_node
 from seg_perception.ros.node_params import ENGINE_PARAMS, engine_config
 from seg_perception.ros.params import Param
@@ -47,7 +51,8 @@ class CameraSegmentationNode(SegPerceptionNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(self.NODE_NAME, **kwargs)
         self.finish_parameters()
-        self.engine = start_engine(self, engine_config(self.params))
+        config = engine_config(self.params)
+        self.engine = start_engine(self, config)
         self.label_set = self.engine.label_set
         self.publish_class_map(self.label_set)
         self.labels_pub = self.create_publisher(Image, "labels", self.output_qos)
@@ -55,6 +60,9 @@ class CameraSegmentationNode(SegPerceptionNode):
             self.create_publisher(Image, "confidence", self.output_qos)
             if self.params["publish_confidence"]
             else None
+        )
+        self.instances_pub = (
+            self.create_publisher(Image, "instances", self.output_qos) if config.panoptic else None
         )
         self.color_pub = self.create_publisher(Image, "color_mask", self.output_qos)
         self.overlay_pub = self.create_publisher(Image, "overlay", self.output_qos)
@@ -78,8 +86,11 @@ class CameraSegmentationNode(SegPerceptionNode):
 
     def _handle(self, message: Any, convert: Any) -> None:
         outputs = [
-            p for p in (self.labels_pub, self.confidence_pub, self.color_pub, self.overlay_pub) if p
-        ]
+            p
+            for p in (self.labels_pub, self.confidence_pub, self.instances_pub, self.color_pub,
+                      self.overlay_pub)
+            if p
+        ]  # fmt: skip
         if not any(self.wanted(p) for p in outputs):
             self.diagnostics.skipped("images")
             return
@@ -103,6 +114,8 @@ class CameraSegmentationNode(SegPerceptionNode):
             and result.confidence is not None
         ):
             self.confidence_pub.publish(array_to_image(result.confidence, "32FC1", header))
+        if self.instances_pub and self.wanted(self.instances_pub):
+            self.instances_pub.publish(array_to_image(instance_ids(result), "mono16", header))
         if self.wanted(self.color_pub):
             colors = self.label_set.colorize(result.labels)
             self.color_pub.publish(array_to_image(colors, "rgb8", header))
@@ -111,6 +124,16 @@ class CameraSegmentationNode(SegPerceptionNode):
             self.overlay_pub.publish(array_to_image(overlay, "rgb8", header))
         self.diagnostics.time("total", (time.perf_counter() - start) * 1e3)
         self.diagnostics.published("images")
+
+
+def instance_ids(segmentation: Any) -> np.ndarray:
+    """A panoptic segmentation's instance ids as mono16 (0 = none)."""
+    ids = segmentation.instances
+    if ids is None:
+        return np.zeros(segmentation.labels.shape, dtype=np.uint16)
+    if ids.max(initial=0) > np.iinfo(np.uint16).max:
+        raise FrameDropError("too many instances", f"instance id {ids.max()} > 65535 (mono16)")
+    return ids.astype(np.uint16)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -9,7 +9,9 @@ how late labels arrive): see :mod:`seg_perception.ros.fusion_component`. It publ
 the cloud's stamp and frame_id:
 
 * ``labeled_points``: the input fields + ``confidence``, ``label``, ``camera`` (an input
-  field of one of these names is replaced);
+  field of one of these names is replaced); with ``use_instances`` (``<name>/instances``
+  from a panoptic camera model) also ``instance``, and the frame's objects on
+  ``instances`` and ``instance_markers``;
 * ``labeled_points_rgb``: x, y, z, rgb colored by class, for RViz;
 * ``fusion_status`` (seg_perception/FusionStatus) and ``class_map`` (latched).
 
@@ -61,20 +63,21 @@ class LabelImages:
         return message[0].header
 
     def check(self, message: Any) -> None:
-        labels, confidence = message
-        if labels.encoding not in LABEL_ENCODINGS:
-            raise FrameDropError(
-                "wrong encoding",
-                f"label image encoding is {labels.encoding!r}; class ids come as "
-                f"{', '.join(LABEL_ENCODINGS)}",
-            )
-        for image in (labels, confidence):
+        labels, _, instances = message
+        for image, what in ((labels, "label image"), (instances, "instance image")):
+            if image is not None and image.encoding not in LABEL_ENCODINGS:
+                raise FrameDropError(
+                    "wrong encoding",
+                    f"{what} encoding is {image.encoding!r}; ids come as "
+                    f"{', '.join(LABEL_ENCODINGS)}",
+                )
+        for image in message:
             if image is not None:
                 self.node.limits.check_image(image)
                 image_to_array(image)  # a view: raises for a malformed message
 
     def inputs(self, camera: CameraState, message: Any) -> dict[str, np.ndarray]:
-        labels_msg, confidence_msg = message
+        labels_msg, confidence_msg, instances_msg = message
         if camera.name in self.node.mismatched:
             raise FrameDropError("other classes", self.node.mismatched[camera.name])
         labels, unknown = self.label_set.restrict(image_to_array(labels_msg))
@@ -87,7 +90,10 @@ class LabelImages:
                 f"{max(self.label_set.ids)}): those pixels are unlabeled"
             )
         confidence = image_to_array(confidence_msg) if confidence_msg is not None else None
-        return {"labels": labels, "confidence": confidence}
+        fields = {"labels": labels, "confidence": confidence}
+        if instances_msg is not None:
+            fields["instances"] = image_to_array(instances_msg)
+        return fields
 
 
 class FusionNode(SegPerceptionNode):
@@ -97,14 +103,19 @@ class FusionNode(SegPerceptionNode):
     PARAMS = (
         *FUSION_COMPONENT_PARAMS,
         Param("use_confidence", False, "Subscribe <name>/confidence (32FC1) per camera."),
-    )
+        Param("use_instances", False, "Subscribe <name>/instances (mono16 instance ids of a "
+              "panoptic camera model, 0 = none) per camera: points get instance ids, and "
+              "instances / instance_markers are published."),
+    )  # fmt: skip
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(self.NODE_NAME, **kwargs)
         self.label_set = LabelSet.from_name_or_path(self.params["label_set"])
         self.pipeline = Pipeline(fusion=fusion_config(self.params), label_set=self.label_set)
         self.labels = LabelImages(self)
-        self.fusion = FusionComponent(self, self.pipeline, self.labels)
+        self.fusion = FusionComponent(
+            self, self.pipeline, self.labels, instances=self.params["use_instances"]
+        )
         self.finish_parameters()
         self.publish_class_map(self.label_set)
         #: The camera whose ClassMap defines the classes; cameras whose map differs.
@@ -160,30 +171,34 @@ class FusionNode(SegPerceptionNode):
         self.diagnostics.error("; ".join(self.mismatched.values()) or None)
 
     def _subscribe_labels(self, camera: CameraState) -> None:
-        topic = f"{camera.name}/labels"
-        if not self.params["use_confidence"]:
+        """Labels, and the optional confidence and instance images of the same stamp, go to
+        the fusion as one (labels, confidence | None, instances | None) message."""
+        topics = {0: f"{camera.name}/labels"}
+        if self.params["use_confidence"]:
+            topics[1] = f"{camera.name}/confidence"
+        if self.params["use_instances"]:
+            topics[2] = f"{camera.name}/instances"
+        if len(topics) == 1:
             self.create_subscription(
-                Image, topic, lambda m: self.fusion.add_camera(camera.index, (m, None)),
+                Image, topics[0], lambda m: self.fusion.add_camera(camera.index, (m, None, None)),
                 self.input_qos,
             )  # fmt: skip
             return
-        # Label image and confidence travel separately; pair them by stamp first.
+        # They travel separately; pair them by stamp first.
         pending: dict[int, list[Any]] = {}
 
         def pair(message: Image, slot: int) -> None:
             key = stamp_ns(message.header)
-            entry = pending.setdefault(key, [None, None])
+            entry = pending.setdefault(key, [None, None, None])
             entry[slot] = message
-            if all(entry):
+            if all(entry[s] is not None for s in topics):
                 del pending[key]
                 self.fusion.add_camera(camera.index, tuple(entry))
             while len(pending) > self.params["camera_buffer"]:
                 pending.pop(min(pending))
 
-        self.create_subscription(Image, topic, lambda m: pair(m, 0), self.input_qos)
-        self.create_subscription(
-            Image, f"{camera.name}/confidence", lambda m: pair(m, 1), self.input_qos
-        )
+        for slot, topic in topics.items():
+            self.create_subscription(Image, topic, lambda m, s=slot: pair(m, s), self.input_qos)
 
 
 def _same_classes(a: LabelSet, b: LabelSet) -> bool:
