@@ -46,6 +46,7 @@ from seg_perception.engines.universal_engine import (
     folder_settings,
     load_tokenizer,
     model_folder,
+    place_model,
     processor_fields,
 )
 
@@ -124,11 +125,8 @@ class CLIPSegEngine(SegmentationEngine):
             raise EngineLoadError(f"{config.model}: CLIPSeg outputs logits, not {spec.output_kind}")
         super().__init__(spec, config.model)
         self.preprocessor = preprocessor_for(spec)
-        self.device = torch.device(config.device)
-        self.model = model.to(self.device)
-        self.half = config.precision == "fp16"
-        if config.num_threads and self.device.type == "cpu":
-            torch.set_num_threads(config.num_threads)
+        # fp16 by autocast, not by casting the weights.
+        self.model, self.device, self.half = place_model(torch, model, config, cast_half=False)
         self.threshold = config.background_threshold
         self.bind_channels(len(self.prompts))
         self.conditional = self._embed(tokenizer)

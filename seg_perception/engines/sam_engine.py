@@ -41,7 +41,11 @@ from seg_perception.engines.config import EngineConfig
 from seg_perception.engines.preprocess import EngineInputError, check_image
 from seg_perception.engines.spec import HF_RESAMPLE, ModelSpec, SizePolicy
 from seg_perception.engines.torch_engine import _import_torch, _quiet_transformers
-from seg_perception.engines.universal_engine import check_torch_config, model_folder
+from seg_perception.engines.universal_engine import (
+    check_torch_config,
+    model_folder,
+    place_model,
+)
 
 LOG = logging.getLogger(__name__)
 #: What a SAM mask means, for the base class's label set (SAM itself has no classes).
@@ -228,13 +232,7 @@ class SamEngine(SegmentationEngine):
         super().__init__(_spec(processor.image_processor, self.edge), config.model)
         self.where = where
         self.processor = processor
-        self.device = torch.device(config.device)
-        self.model = model.to(self.device)
-        self.half = config.precision == "fp16"
-        if self.half:
-            self.model.half()
-        if config.num_threads and self.device.type == "cpu":
-            torch.set_num_threads(config.num_threads)
+        self.model, self.device, self.half = place_model(torch, model, config)
         self.encoder_timings = EngineTimings()
         self._cached: _Embedding | None = None
 

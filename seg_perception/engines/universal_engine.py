@@ -180,6 +180,22 @@ def check_torch_config(torch: Any, config: EngineConfig, family: str) -> None:
         raise EngineLoadError(f"{family} has no int8 mode; use fp32 or fp16 (CUDA)")
 
 
+def place_model(
+    torch: Any, model: Any, config: EngineConfig, cast_half: bool = True
+) -> tuple[Any, Any, bool]:
+    """(model on its device, the device, whether fp16) for a PyTorch-only family: moved to
+    ``config.device``, cast to fp16 for ``precision: fp16`` (unless the engine autocasts
+    instead), and torch's CPU threads set from ``num_threads``."""
+    device = torch.device(config.device)
+    model = model.to(device)
+    half = config.precision == "fp16"
+    if half and cast_half:
+        model.half()
+    if config.num_threads and device.type == "cpu":
+        torch.set_num_threads(config.num_threads)
+    return model, device, half
+
+
 class UniversalEngine(SegmentationEngine):
     """Mask2Former / OneFormer through PyTorch: semantic and panoptic readouts."""
 
@@ -191,13 +207,7 @@ class UniversalEngine(SegmentationEngine):
         check_torch_config(torch, config, "universal models")
         model, settings, self.tokenizer, where = load_universal(config)
         self.model_type = str(model.config.model_type)
-        self.device = torch.device(config.device)
-        self.model = model.to(self.device)
-        self.half = config.precision == "fp16"
-        if self.half:
-            self.model.half()
-        if config.num_threads and self.device.type == "cpu":
-            torch.set_num_threads(config.num_threads)
+        self.model, self.device, self.half = place_model(torch, model, config)
         read, notes = from_hf_preprocessor(settings, where) if settings else ({}, [])
         for note in notes:
             LOG.warning(note)
