@@ -368,6 +368,7 @@ OWN_FILE = {
     "lidar_segmentation_node": ("lidar_params_file", "lidar_segmentation"),
     "fusion_node": ("fusion_params_file", "fusion"),
     "pipeline_node": ("pipeline_params_file", "pipeline"),
+    "clicked_object_node": ("clicked_object_params_file", "clicked_object"),
 }
 
 
@@ -532,6 +533,7 @@ def test_the_parameters_the_launch_files_set_exist_on_the_nodes():
     pytest.importorskip("rclpy", reason="needs rclpy (ROS 2 Jazzy wheels)")
     pytest.importorskip("seg_perception.msg", reason="messages not built: run scripts/setup.sh")
     from seg_perception.ros.nodes.camera_segmentation import CameraSegmentationNode
+    from seg_perception.ros.nodes.clicked_object import ClickedObjectNode
     from seg_perception.ros.nodes.fusion import FusionNode
     from seg_perception.ros.nodes.lidar_segmentation import LidarSegmentationNode
     from seg_perception.ros.nodes.pipeline import PipelineNode
@@ -542,6 +544,7 @@ def test_the_parameters_the_launch_files_set_exist_on_the_nodes():
         "lidar_segmentation_node": LidarSegmentationNode.PARAMS,
         "fusion_node": FusionNode.PARAMS,
         "pipeline_node": PipelineNode.PARAMS,
+        "clicked_object_node": ClickedObjectNode.PARAMS,
     }
     everything = {
         "model": "m", "backend": "torch", "device": "cuda", "label_set": "cityscapes",
@@ -1128,3 +1131,21 @@ def test_every_installed_executable_runs_the_module_the_launch_helpers_name():
         assert f"from {lh.EXECUTABLES[name]} import main" in text, name
     cmake = (REPO / "CMakeLists.txt").read_text()
     assert all(f"bin/{name}" in cmake for name in found)
+
+
+def test_clicked_object_launch_file_wires_the_clicks_images_and_lidar():
+    the_plan = plan("clicked_object", _values(
+        "clicked_object", cameras="front,left", model="facebook/sam-vit-base", rviz="true",
+        click_topic="/rviz/clicked",
+    ))  # fmt: skip
+    (spec,) = the_plan.nodes
+    assert (spec.executable, spec.name) == ("clicked_object_node", "clicked_object")
+    remaps = dict(spec.remappings)
+    assert remaps["clicked_point"] == "/rviz/clicked" and remaps["points"] == "/points_raw"
+    assert remaps["left/image"] == "/left/image_raw"
+    assert remaps["front/camera_info"] == "/front/camera_info"
+    assert _overrides(spec)["engine.model"] == "facebook/sam-vit-base"
+    assert _overrides(spec)["cameras"] == ["front", "left"]
+    assert the_plan.rviz is not None
+    with pytest.raises(lh.LaunchArgumentError, match="click_topic"):
+        plan("clicked_object", _values("clicked_object", click_topic="relative"))

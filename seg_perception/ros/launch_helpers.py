@@ -28,7 +28,10 @@ Topology (namespace ``<ns>``, default ``seg_perception``; one camera ``<name>`` 
   labels + the ``camera_info_topic_pattern`` -> ``/<ns>/labeled_points``,
   ``labeled_points_rgb``, ``fusion_status``, ``class_map``);
 * ``single_process:=true``: ``/<ns>/pipeline`` alone, with the fusion's outputs and, per
-  camera, ``/<ns>/<name>/labels`` and ``overlay``.
+  camera, ``/<ns>/<name>/labels`` and ``overlay``;
+* ``clicked_object.launch.py``: ``/<ns>/clicked_object`` on the cameras' images, the LiDAR
+  and ``click_topic``, publishing ``/<ns>/selected_points``, ``selected_object`` and
+  ``selected_markers``.
 
 Parameters of a node, last wins: its own file (``<node>_params_file``), the extra
 ``params_file``, then the overrides the launch arguments set.
@@ -214,6 +217,11 @@ _ARGS = {
                  "camera segmentation nodes publish"),
         Argument("use_confidence", "false", "true: also subscribe <namespace>/<name>/confidence "
                  "(32FC1) per camera."),
+        # clicked_object.launch.py only
+        Argument("click_topic", "/clicked_point", "Absolute geometry_msgs/PointStamped topic of "
+                 "the clicks (RViz's Publish Point tool)."),
+        Argument("clicked_object_params_file", _config("clicked_object"), "Parameter file of "
+                 "the clicked-object node.", _OWN_FILE),
     )
 }  # fmt: skip
 
@@ -248,6 +256,11 @@ LAUNCH_ARGUMENTS: dict[str, tuple[Argument, ...]] = {
             "namespace", "cameras", "rig", "image_topic_pattern", "camera_info_topic_pattern",
             "lidar_topic", *_ENGINE_ARGUMENTS, "params_file", "pipeline_params_file", "rviz",
             "rviz_config", *_COMMON,
+        ),
+        "clicked_object": (
+            "namespace", "cameras", "rig", "image_topic_pattern", "camera_info_topic_pattern",
+            "lidar_topic", "click_topic", *_ENGINE_ARGUMENTS, "params_file",
+            "clicked_object_params_file", "rviz", "rviz_config", *_COMMON,
         ),
     }.items()
 }  # fmt: skip
@@ -442,6 +455,32 @@ def pipeline_node(values: Mapping[str, str]) -> NodeSpec:
     )
 
 
+def clicked_object_node(values: Mapping[str, str]) -> NodeSpec:
+    """The clicked-object node on the cameras' raw images, the LiDAR and the clicks."""
+    records = launch_cameras(values, images=True, infos=True)
+    compressed = [r.name for r in records if r.transport == "compressed"]
+    if compressed:
+        raise LaunchArgumentError(
+            f"camera(s) {', '.join(compressed)}: the clicked_object node reads raw images "
+            "only (sensor_msgs/Image); give their raw image topics"
+        )
+    remappings = [
+        ("points", check_topic(values["lidar_topic"], "lidar_topic")),
+        ("clicked_point", check_topic(values["click_topic"], "click_topic")),
+    ]
+    for record in records:
+        remappings.append((f"{record.name}/image", record.image_topic))
+        remappings.append((f"{record.name}/camera_info", record.info_topic))
+    overrides = {**_camera_overrides(values, records), **engine_overrides(values)}
+    return NodeSpec(
+        executable="clicked_object_node",
+        name="clicked_object",
+        namespace="",
+        parameters=_parameters(values, "clicked_object_params_file", overrides),
+        remappings=tuple(remappings),
+    )
+
+
 def rviz_node(values: Mapping[str, str]) -> NodeSpec | None:
     if not parse_bool(values.get("rviz", "false"), "rviz"):
         return None
@@ -503,6 +542,8 @@ def plan(launch_file: str, values: Mapping[str, str]) -> LaunchPlan:
         nodes.append(fusion_node(values, points, flag("use_confidence")))
     elif launch_file == "pipeline":
         nodes.append(pipeline_node(values))
+    elif launch_file == "clicked_object":
+        nodes.append(clicked_object_node(values))
     return LaunchPlan(
         namespace=parse_namespace(values["namespace"]),
         nodes=tuple(nodes),
