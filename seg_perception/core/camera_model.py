@@ -273,14 +273,7 @@ class CameraModel:
         if pts.ndim != 2 or pts.shape[1] != 3:
             raise ValueError(f"points must have shape (N, 3), got {pts.shape}")
         x, y, z = (pts[:, i].astype(np.float64, copy=False) for i in range(3))
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            if self.mode == "rectified":
-                u, v, depth, valid = self._project_rectified(x, y, z)
-            else:
-                u, v, depth, valid = self._project_raw(x, y, z)
-            u, v = self._apply_roi_and_binning(u, v)
-            w, h = self.image_size
-            valid &= (u >= -0.5) & (u < w - 0.5) & (v >= -0.5) & (v < h - 0.5)
+        u, v, depth, valid = self.project_columns(x, y, z)
         return Projection(uv=np.column_stack([u, v]), depth=depth, valid=valid)
 
     def project_columns(
